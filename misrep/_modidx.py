@@ -58,4 +58,12 @@ d = { 'settings': { 'branch': 'main',
                                    'misrep.estimators.pairwise_sq_dists': ('estimators.html#pairwise_sq_dists', 'misrep/estimators.py'),
                                    'misrep.estimators.rho_for_mi': ('estimators.html#rho_for_mi', 'misrep/estimators.py'),
                                    'misrep.estimators.sample_correlated_gaussians': ( 'estimators.html#sample_correlated_gaussians',
-                                                                                      'misrep/estimators.py')}}}
+                                                                                      'misrep/estimators.py')},
+            'misrep.evaluation': { 'misrep.evaluation.ProbeResult': ('evaluation.html#proberesult', 'misrep/evaluation.py'),
+                                   'misrep.evaluation.ProbeResult.predict': ('evaluation.html#proberesult.predict', 'misrep/evaluation.py'),
+                                   'misrep.evaluation._accuracy': ('evaluation.html#_accuracy', 'misrep/evaluation.py'),
+                                   'misrep.evaluation._as_int_array': ('evaluation.html#_as_int_array', 'misrep/evaluation.py'),
+                                   'misrep.evaluation.extract_features': ('evaluation.html#extract_features', 'misrep/evaluation.py'),
+                                   'misrep.evaluation.fit_probe': ('evaluation.html#fit_probe', 'misrep/evaluation.py'),
+                                   'misrep.evaluation.hungarian_accuracy': ('evaluation.html#hungarian_accuracy', 'misrep/evaluation.py'),
+                                   'misrep.evaluation.make_probe': ('evaluation.html#make_probe', 'misrep/evaluation.py')}}}
