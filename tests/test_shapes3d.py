@@ -1,0 +1,179 @@
+"""Shapes3D shared/exclusive experiment: papermill smoke run of nbs/30_shapes3d.ipynb, bad-parameter errors, and the
+unit tests that do not fit in nbs/21_shared_exclusive.ipynb (switch, shuffling, split disjointness, exact resume)."""
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+
+from misrep.core import RunDir
+from misrep.shared_exclusive import (PAPER_FACTORS, Discriminator, ExclusiveStage, PairSampler, SharedExclusiveConfig,
+                                     SharedStage, adversarial_term, make_optimizers, pairing_sensitivity,
+                                     probe_accuracies, shuffle_rows, split_by_image, train_stage)
+
+ROOT = Path(__file__).resolve().parents[1]
+NB = ROOT / "nbs" / "30_shapes3d.ipynb"
+TINY = SharedExclusiveConfig(channels=(4, 8, 8, 16), shared_dim=8, exclusive_dim=4, global_convs=(4, 4),
+                             critic_hidden=16, disc_hidden=(16, 8))
+
+
+def _papermill(tmp_path, **params):
+    pm = pytest.importorskip("papermill")
+    out = tmp_path / "run"
+    pm.execute_notebook(str(NB), str(tmp_path / "out.ipynb"), parameters=dict(out_dir=str(out), device="cpu", **params),
+                        cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    return out
+
+
+# --- the smoke run -------------------------------------------------------------------------------------------------
+def test_smoke_run_outputs(tmp_path):
+    out = _papermill(tmp_path, profile="smoke")
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["profile"] == "smoke" and cfg["steps1"] == 4 and cfg["steps2"] == 4 and cfg["seed"] == 0
+    m = pd.read_csv(out / "metrics.csv")
+    assert m.step.tolist() == list(range(8))                         # log_every=1: every step of both stages
+    for c in ["s1_loss", "s1_mi_global", "s1_mi_local", "s1_l1"]: assert m[c][:4].notna().all() and np.isfinite(m[c][:4]).all()
+    for c in ["s2_loss", "s2_mi_global", "s2_mi_local", "s2_adv", "s2_d_loss", "s2_d_acc"]: assert m[c][4:].notna().all()
+    # JSD estimates are bounded above by log 4 (per term); the discriminator accuracy is a fraction
+    assert (m[["s1_mi_global", "s1_mi_local"]].dropna() <= np.log(4) + 1e-6).all().all()
+    assert m.s2_d_acc.dropna().between(0, 1).all()
+    t = pd.read_csv(out / "tables" / "probe_accuracy.csv", index_col=0)
+    assert list(t.columns) == list(PAPER_FACTORS) + ["distance_to_ideal"]
+    for r in ["S_X", "E_X", "S_X (paper)", "E_X (paper)", "S_X - paper", "E_X - paper"]: assert r in t.index
+    assert t.loc[["S_X", "E_X"], list(PAPER_FACTORS)].stack().between(0, 100).all()
+    assert np.isclose(t.loc["S_X - paper", "shape"], t.loc["S_X", "shape"] - 99.99, atol=0.02)
+    assert t.loc[["S_X", "E_X"], "distance_to_ideal"].between(0, 6).all()
+    assert (out / "tables" / "probe_accuracy.md").read_text().startswith("|")
+    r = pd.read_csv(out / "tables" / "retrieval.csv", index_col=0)
+    assert list(r.index) == ["S_X", "E_X", "random"] and r.stack().between(0, 1).all()
+    for f in ["learning_curves", "retrieval"]:
+        assert (out / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
+    for s in (1, 2):
+        ck = torch.load(out / "checkpoints" / f"stage{s}.pt", weights_only=False)
+        assert ck["step"] == 4 and ck["total_steps"] == 4
+    assert not any(p.suffix == ".png" for p in (ROOT / "nbs").iterdir())     # nothing written into nbs/
+
+
+# --- bad parameters stop at once with a clear message ----------------------------------------------------------------
+def _fails(tmp_path, match, **params):
+    pm = pytest.importorskip("papermill")
+    with pytest.raises(pm.PapermillExecutionError) as e: _papermill(tmp_path, **params)
+    assert match in str(e.value), str(e.value)[-2000:]
+    return e.value
+
+def test_unknown_profile(tmp_path):
+    _fails(tmp_path, "unknown profile", profile="fast")
+
+def test_missing_data_file(tmp_path):
+    _fails(tmp_path, "no such file", profile="smoke", data=str(tmp_path / "3dshapes.h5"))
+
+def test_wrong_layout_file(tmp_path):
+    bad = tmp_path / "wrong.h5"
+    with h5py.File(bad, "w") as h5: h5["images"] = np.zeros((10, 32, 32, 3), np.uint8); h5["labels"] = np.zeros((10, 6))
+    err = _fails(tmp_path, "Shapes3DFormatError", profile="smoke", data=str(bad))
+    assert "(N, 64, 64, 3)" in str(err)
+
+
+# --- the switch of stage 1 -------------------------------------------------------------------------------------------
+class DotCritic(nn.Module):
+    "T(M_i, c_j) = 1e4 <P mean(M_i), c_j>: a critic whose scores depend on both arguments."
+    def __init__(self, C, D, local=False):
+        super().__init__(); self.P, self.local = torch.randn(D, C, generator=torch.Generator().manual_seed(0)), local
+    def forward(self, fmap, code):
+        if self.local: return 1e4 * torch.einsum("dc,icl,jd->ijl", self.P, fmap.flatten(2), code)
+        return 1e4 * (fmap.mean((2, 3)) @ self.P.T) @ code.T
+
+class SwitchLost(SharedStage):
+    "The public-code bug: X's map scored against X's own shared code."
+    def scores(self, x, y):
+        m_x, s_x = self.encoder(x); m_y, s_y = self.encoder(y)
+        return dict(global_xy=self.global_critic(m_x, s_x), global_yx=self.global_critic(m_y, s_y),
+                    local_xy=self.local_critic(m_x, s_x), local_yx=self.local_critic(m_y, s_y), s_x=s_x, s_y=s_y)
+
+def _with_dot_critics(model):
+    C = model.encoder.map_channels
+    model.global_critic, model.local_critic = DotCritic(C, TINY.shared_dim), DotCritic(C, TINY.shared_dim, local=True)
+    return model.eval()
+
+def test_switch_pairs_x_map_with_y_code():
+    torch.manual_seed(0); x, y = torch.rand(6, 3, 64, 64), torch.rand(6, 3, 64, 64)
+    torch.manual_seed(0); good = _with_dot_critics(SharedStage(TINY))
+    torch.manual_seed(0); bad = _with_dot_critics(SwitchLost(TINY))
+    # with the switch the MI terms depend on which Y goes with which X; without it they cannot
+    assert pairing_sensitivity(good, x, y) > 0.01
+    assert pairing_sensitivity(bad, x, y) < 1e-4
+    # and the scores are exactly T(M_X, S_Y)
+    with torch.no_grad():
+        sc = good.scores(x, y); m_x, _ = good.encoder(x); _, s_y = good.encoder(y)
+        assert torch.allclose(sc["global_xy"], good.global_critic(m_x, s_y))
+
+
+# --- the shuffling in the discriminator --------------------------------------------------------------------------------
+def test_discriminator_sees_shuffled_exclusive_codes():
+    torch.manual_seed(0); st1 = SharedStage(TINY); st2 = ExclusiveStage(st1.encoder, TINY)
+    seen = []
+    orig = st2.discriminator.forward
+    st2.discriminator.forward = lambda s, e: (seen.append((s.clone(), e.clone())), orig(s, e))[1]
+    x, y = torch.rand(8, 3, 64, 64), torch.rand(8, 3, 64, 64)
+    _, _, codes = st2(x, y, torch.Generator().manual_seed(0))
+    (s_real, e_real), (s_fake, e_fake) = seen[0], seen[1]
+    assert torch.equal(s_real, s_fake) and torch.equal(s_real, codes[0])       # S kept in place
+    assert torch.equal(e_real, codes[1])
+    match = (e_fake[:, None] == e_real[None]).all(-1)                             # (8, 8): which real row each fake row is
+    assert match.sum(1).eq(1).all() and match.sum(0).eq(1).all()                 # a permutation of the rows ...
+    assert not match.diagonal().any()                                            # ... with no row left in place
+
+def _train_disc(s, e, steps=300):
+    torch.manual_seed(0); d = Discriminator(s.shape[1] + e.shape[1], (32, 16)); opt = torch.optim.Adam(d.parameters(), 1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        loss = -adversarial_term(d, s, e, g); opt.zero_grad(); loss.backward(); opt.step()
+    with torch.no_grad():
+        return ((d(s, e) > 0).float().mean() + (d(s, shuffle_rows(e, g)) < 0).float().mean()).item() / 2
+
+def test_discriminator_detects_dependence_only():
+    g = torch.Generator().manual_seed(1)
+    s = torch.randn(256, 2, generator=g)
+    assert _train_disc(s, s.clone()) > 0.85                                 # E = S: joint vs shuffled is easy
+    assert _train_disc(s, torch.randn(256, 2, generator=g)) < 0.7           # E independent of S: near chance
+
+
+# --- probes: train and test images disjoint ---------------------------------------------------------------------------
+def test_split_pairs_and_probes_are_disjoint():
+    rng = np.random.default_rng(0)
+    cls = np.stack([rng.integers(0, n, 3000) for n in (10, 10, 10, 8, 4, 15)], 1)
+    tr, te = split_by_image(cls, 0.2, seed=0)
+    assert len(np.intersect1d(tr, te)) == 0 and len(tr) + len(te) == 3000
+    i, j = PairSampler(cls, tr, seed=0).batch(0, 5000)
+    assert np.isin(i, tr).all() and np.isin(j, tr).all() and not np.isin(np.r_[i, j], te).any()
+    z = torch.randn(3000, 4)
+    with pytest.raises(ValueError, match="both"):
+        probe_accuracies(z[tr], cls[tr], z[tr[:50]], cls[tr[:50]], PAPER_FACTORS, train_ids=tr, test_ids=tr[:50], epochs=1)
+
+
+# --- exact resume: N steps vs N/2 + resume, both stages, CPU -----------------------------------------------------------
+def _both_stages(path, stop1=None, stop2=None, n=6):
+    imgs = torch.rand(48, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    cls = np.stack([np.arange(48) % 10, np.arange(48) % 7, np.arange(48) % 3, np.arange(48) % 2, np.zeros(48, int), np.zeros(48, int)], 1)
+    sampler = PairSampler(cls, np.arange(48), seed=0)
+    def bfn(step):
+        i, j = sampler.batch(step, 8); return imgs[i], imgs[j]
+    run = RunDir(path)
+    torch.manual_seed(0); st1 = SharedStage(TINY); o1 = make_optimizers(st1, 1e-3)
+    if train_stage(st1, o1, bfn, n, run, stage=1, seed=0, log_every=1, ckpt_every=2, stop_at=stop1) < n: return None, run
+    torch.manual_seed(1); st2 = ExclusiveStage(st1.encoder, TINY); o2 = make_optimizers(st2, 1e-3, 1e-3)
+    train_stage(st2, o2, bfn, n, run, stage=2, seed=0, step_offset=n, log_every=1, ckpt_every=2, stop_at=stop2)
+    return st2, run
+
+@pytest.mark.parametrize("stop1,stop2", [(3, None), (None, 3)])
+def test_resume_is_exact(tmp_path, stop1, stop2):
+    a, ra = _both_stages(tmp_path / "a")
+    _both_stages(tmp_path / "b", stop1=stop1, stop2=stop2)            # interrupted half-way through one stage
+    b, rb = _both_stages(tmp_path / "b")                               # fresh objects, resumed from the checkpoints
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()): assert torch.equal(va, vb), k
+    ma, mb = ra.metrics(), rb.metrics()
+    assert len(ma) == 12 and ma.equals(mb)
