@@ -21,6 +21,14 @@ SHARED_DATA = Path(__file__).parents[1].parent / "shared" / "data"
 HAS_MNIST = (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    "Small tensors: one thread is much faster than two on the shared CPU."
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _tiny(objective="local", **kw):
     kw = {"estimator": "jsd", "critic": "dot", "in_channels": 1, "embed_dim": 32, "critic_hidden": 16, "prior_hidden": (16, 8), **kw}
     return dim_config(objective, **kw)
@@ -271,6 +279,7 @@ def _check_outputs(out: Path, steps):
     assert t[["linear", "mlp", "random_linear", "random_mlp"]].stack().between(0, 100).all()
     for f in ["learning_curves", "nearest_neighbours"]:
         assert (out / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
+    assert pd.read_csv(out / "tables" / "ndm.csv", index_col=0).index.tolist() == ["trained", "random"]
     assert (out / "checkpoints" / "last.pt").exists() and (out / "checkpoints" / "init.pt").exists()
     return cfg, m, t
 
