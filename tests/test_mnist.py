@@ -56,3 +56,55 @@ def test_missing_data_error(tmp_path):
     from misrep.mnist_eval import load_mnist
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "MNIST" / "raw")):
         load_mnist(tmp_path, download=False)
+
+
+# --- the known bugs of the public ports, checked on the library (fast, CPU, no data) -------------------------------
+def _lib():
+    sys.path.insert(0, str(REPO))
+    import torch
+    from misrep import infogan
+    return torch, infogan
+
+def test_q_gradient_reaches_trunk():
+    torch, ig = _lib()
+    d0, d1 = ig.trunk_delta(0.), ig.trunk_delta(1.)
+    assert (d0 - d1).abs().max() > 1e-6          # the Q loss changes the trunk's update
+
+def test_no_double_softmax():
+    torch, ig = _lib()
+    import torch.nn.functional as F
+    m = ig.InfoGAN(ig.InfoGANConfig(arch=ig.InfoGANArch.small(16)))
+    assert not any(isinstance(x, (torch.nn.Softmax, torch.nn.LogSoftmax)) for x in m.modules())
+    lat = ig.sample_latent(m.spec, 8, generator=torch.Generator().manual_seed(0))
+    q = ig.QOut(F.softmax(torch.randn(8, 1, 10), -1), torch.zeros(8, 2))
+    with pytest.raises(ValueError, match="double-softmax"): ig.info_li(q, lat)
+
+def test_same_code_distribution_in_both_steps():
+    torch, ig = _lib()
+    m = ig.InfoGAN(ig.InfoGANConfig(arch=ig.InfoGANArch.small(16)), seed=3); m.trace = []
+    for _ in range(4): m.train_step(torch.rand(64, 1, 28, 28))
+    for step in "dg":
+        cont = torch.cat([l.cont for s, l in m.trace if s == step])
+        assert cont.abs().max() <= 1 and abs(cont.var().item() - 1 / 3) < .06   # Unif(-1, 1), not N(0, 1)
+    from misrep.bi_infogan import BiInfoGAN, BiInfoGANConfig, BiArch
+    b = BiInfoGAN(BiInfoGANConfig(arch=BiArch.small(8))); b.trace = []
+    b.train_step(torch.rand(64, 1, 28, 28))
+    assert all(l.cont.abs().max() <= 1 and l.z.abs().max() <= 1 for _, l in b.trace)
+
+def test_traversal_keeps_z_fixed():
+    torch, ig = _lib()
+    spec = ig.LatentSpec()
+    t = ig.traversal_latent(spec, "cont", index=0, n_cols=10, generator=torch.Generator().manual_seed(0))
+    z = t.z.view(10, 10, -1)
+    assert (z == z[:, :1]).all() and not (z[0] == z[1]).all()        # fixed along each row, different rows
+    t = ig.traversal_latent(spec, "cat", n_cols=10, generator=torch.Generator().manual_seed(0))
+    assert (t.z.view(10, 10, -1) == t.z.view(10, 10, -1)[:1]).all()   # fixed down each column
+    assert (t.cat.view(10, 10) == torch.arange(10)[:, None]).all()
+
+def test_hungarian_recovers_permutation():
+    torch, ig = _lib()
+    from misrep.evaluation import hungarian_accuracy
+    y = torch.randint(0, 10, (1000,), generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(1))
+    acc, mapping = hungarian_accuracy(perm[y], y)
+    assert acc == 1.0 and mapping == {int(perm[k]): k for k in range(10)}
