@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
     "A 240-image subset file in the official layout (plus grid_indices)."
     d = tmp_path_factory.mktemp("s3d")
     idx = _pair_friendly_indices()
-    path = build_shapes3d(d / "tiny.h5", indices=idx, device="cpu", chunk_size=100, progress_bar=False)
+    path = build_shapes3d(d / "tiny.h5", indices=idx, supersample=1, device="cpu", chunk_size=100, progress_bar=False)
     return path, idx
 
 
@@ -111,9 +111,13 @@ def test_shapes_and_hues_are_what_they_say():
 
 
 def test_geometry_table_equals_direct():
-    f = torch.from_numpy(grid_classes(np.random.default_rng(2).integers(0, N_IMAGES, 64)))
-    table = D.render_geometry(torch.arange(480))
-    assert torch.equal(render_shapes3d(f, geometry=table), render_shapes3d(f))
+    rng = np.random.default_rng(2)
+    rows = rng.integers(0, 1000, 64) * 480 + rng.choice(480, 64)  # random hues, 64 random cells
+    f = torch.from_numpy(grid_classes(rows))
+    keys = torch.unique(D.geometry_key(f))
+    W, C = torch.zeros(480, 3, 64, 64), torch.zeros(480, 3, 64, 64)
+    W[keys], C[keys] = D.render_geometry(keys)
+    assert torch.equal(render_shapes3d(f, geometry=(W, C)), render_shapes3d(f))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -216,22 +220,23 @@ def test_interrupted_build_leaves_no_complete_looking_file(tmp_path, monkeypatch
 
     monkeypatch.setattr(D, "render_shapes3d", dying)
     target = tmp_path / "out.h5"
+    few_cells = np.arange(300) * 480 + 7  # 300 images of one (scale, shape, orientation) cell
     with pytest.raises(KeyboardInterrupt):
-        build_shapes3d(target, indices=np.arange(300), device="cpu", chunk_size=100, progress_bar=False)
+        build_shapes3d(target, indices=few_cells, supersample=1, device="cpu", chunk_size=100, progress_bar=False)
     assert calls["n"] == 2
     assert not target.exists() and list(tmp_path.iterdir()) == []  # nothing left, not even the partial file
     monkeypatch.setattr(D, "render_shapes3d", real)
     # a build killed hard leaves only NAME.partial-PID: never read as the file, never reused
     (tmp_path / "out.h5.partial-99999").write_bytes(b"half a file")
     with pytest.raises(FileNotFoundError): Shapes3D(target)
-    p = build_shapes3d(target, indices=np.arange(300), device="cpu", chunk_size=100, progress_bar=False)
+    p = build_shapes3d(target, indices=few_cells, supersample=1, device="cpu", chunk_size=100, progress_bar=False)
     assert len(Shapes3D(p)) == 300
 
 
 def test_build_reuses_and_refuses(tiny, tmp_path, monkeypatch):
     path, idx = tiny
     mtime = path.stat().st_mtime_ns
-    assert build_shapes3d(path, indices=idx, device="cpu", progress_bar=False) == path
+    assert build_shapes3d(path, indices=idx, supersample=1, device="cpu", progress_bar=False) == path
     assert path.stat().st_mtime_ns == mtime  # reused, not rewritten
     with pytest.raises(FileExistsError, match="overwrite=True"):
         build_shapes3d(path, indices=idx[:5], device="cpu", progress_bar=False)
@@ -295,7 +300,7 @@ def test_pairs_with_dataloader_workers(tiny):
 
 def test_cli_build_and_check(tmp_path):
     out = tmp_path / "cli.h5"
-    assert D.main(["build", "--path", str(out), "--subset", "40", "--seed", "3", "--device", "cpu"]) == 0
+    assert D.main(["build", "--path", str(out), "--subset", "40", "--seed", "3", "--device", "cpu", "--supersample", "1"]) == 0
     assert len(Shapes3D(out)) == 40
     np.testing.assert_array_equal(Shapes3D(out).grid_indices, D.subset_indices(40, 3))
     r = subprocess.run([sys.executable, "-m", "misrep.data", "check", str(out)], capture_output=True, text=True)
