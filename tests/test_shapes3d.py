@@ -48,6 +48,8 @@ def test_smoke_run_outputs(tmp_path):
     assert np.isclose(t.loc["S_X - paper", "shape"], t.loc["S_X", "shape"] - 99.99, atol=0.02)
     assert t.loc[["S_X", "E_X"], "distance_to_ideal"].between(0, 6).all()
     assert (out / "tables" / "probe_accuracy.md").read_text().startswith("|")
+    lin = pd.read_csv(out / "tables" / "probe_accuracy_linear.csv", index_col=0)
+    assert list(lin.columns) == list(t.columns) and lin.loc[["S_X", "E_X"], list(PAPER_FACTORS)].stack().between(0, 100).all()
     r = pd.read_csv(out / "tables" / "retrieval.csv", index_col=0)
     assert list(r.index) == ["S_X", "E_X", "random"] and r.stack().between(0, 1).all()
     for f in ["learning_curves", "retrieval"]:
