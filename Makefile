@@ -37,8 +37,9 @@ export-check: $(STAMP)
 	  git status --porcelain -- misrep; git --no-pager diff --stat -- misrep; exit 1; \
 	else echo "export-check: misrep/ matches nbs/"; fi
 
+# Two notebooks at once on two cores: one torch thread each, or the threads spin against each other.
 nbtest: $(STAMP)
-	$(BIN)/nbdev_test --path nbs --skip_file_re '^3[0-9]_' --n_workers 2 --do_print
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --path nbs --skip_file_re '^3[0-9]_' --n_workers 2 --do_print
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest tests -q -rs
