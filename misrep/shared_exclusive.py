@@ -551,7 +551,7 @@ PROFILES = {
     "paper": dict(),  # the dataclass defaults are the paper's settings
     "quick": dict(n_groups=None, images_per_group=40, steps1=1500, steps2=1000, batch_size=32, lr=5e-4, disc_lr=5e-4,
                   channels=(16, 32, 64, 128), global_convs=(32, 16), critic_hidden=64, disc_hidden=(256, 64),
-                  log_every=25, ckpt_every=250, probe_epochs=30, threads=1),
+                  log_every=25, ckpt_every=250, probe_epochs=30, threads=1, gamma=0.5),
     "smoke": dict(n_groups=24, images_per_group=6, steps1=4, steps2=4, batch_size=8, lr=1e-3, disc_lr=1e-3,
                   channels=(4, 8, 8, 16), shared_dim=8, exclusive_dim=8, global_convs=(4, 4), critic_hidden=16,
                   disc_hidden=(16, 8), log_every=1, ckpt_every=2, probe_epochs=2, probe_hidden=16),
