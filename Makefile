@@ -12,25 +12,33 @@ PROFILE ?= quick
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: run test venv export-check nbtest pytest clean-venv
+.PHONY: run test venv check-env export-check nbtest pytest clean-venv help
 
-venv: $(STAMP)
+venv: $(STAMP) ## create or update .venv (checks Python, venv and disk space first)
+
+# An old Python, no venv module or a full disk stops here with a message (tools/check_env), not a traceback.
+CHECK_ENV = @command -v $(PYTHON) >/dev/null 2>&1 || { echo "misrep: $(PYTHON) not found: install Python >= 3.9 or run make PYTHON=/path/to/python3"; exit 1; }; \
+	$(PYTHON) tools/check_env --venv $(VENV)
+
+check-env: ## check that this machine can build .venv (Python >= 3.9, venv module, disk space)
+	$(CHECK_ENV)
 
 $(STAMP): setup.py settings.ini
+	$(CHECK_ENV)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip wheel setuptools
 	$(BIN)/python -m pip install -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (misrep)"
 	@touch $@
 
-run: $(STAMP)
+run: $(STAMP) ## the main job: Shapes3D shared/exclusive, PROFILE=quick, into runs/shapes3d_PROFILE/
 	@mkdir -p $(RUNS)/shapes3d_$(PROFILE)
 	$(BIN)/papermill nbs/30_shapes3d.ipynb $(RUNS)/shapes3d_$(PROFILE)/30_shapes3d.ipynb \
 	    -p profile $(PROFILE) -p out_dir $(RUNS)/shapes3d_$(PROFILE) --cwd .
 
-test: $(STAMP) export-check nbtest pytest
+test: $(STAMP) export-check nbtest pytest ## the whole test suite (what CI runs): export-check, nbtest, pytest
 
-export-check: $(STAMP)
+export-check: $(STAMP) ## nbdev_export, then fail if misrep/ changed (the package must equal the notebooks)
 	$(BIN)/nbdev_export
 	@if [ -n "$$(git status --porcelain -- misrep)" ]; then \
 	  echo "nbdev_export changed misrep/: the package differs from the notebooks:"; \
@@ -38,11 +46,18 @@ export-check: $(STAMP)
 	else echo "export-check: misrep/ matches nbs/"; fi
 
 # Two notebooks at once on two cores: one torch thread each, or the threads spin against each other.
-nbtest: $(STAMP)
+nbtest: $(STAMP) ## nbdev_test the library notebooks (nbs/0*, 1*, 2*; #| slow cells skipped)
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --path nbs --skip_file_re '^3[0-9]_' --n_workers 2 --do_print
 
-pytest: $(STAMP)
+pytest: $(STAMP) ## pytest tests/ (experiment notebooks through papermill, profile smoke)
 	$(BIN)/python -m pytest tests -q -rs
 
-clean-venv:
+clean-venv: ## delete .venv
 	rm -rf $(VENV)
+
+# `make help`: every target with its `## ` comment, in file order.
+help: ## list every target with one line each
+	@echo "misrep: \`make run\` (the main job) and \`make test\` (the whole test suite) do everything. All targets:"
+	@awk '/^[a-zA-Z0-9][a-zA-Z0-9_%.-]*:([^=]|$$)/ { t = $$0; sub(/:.*/, "", t); \
+	  d = "(no description: add a ## comment)"; if (match($$0, /## /)) d = substr($$0, RSTART + 3); \
+	  printf "  make %-14s %s\n", t, d }' $(MAKEFILE_LIST)
