@@ -12,7 +12,7 @@ PROFILE ?= quick
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: run test venv check-env export-check nbtest pytest clean-venv help
+.PHONY: run test venv check-env export-check nbtest pytest docs clean-venv help
 
 venv: $(STAMP) ## create or update .venv (checks Python, venv and disk space first)
 
@@ -51,6 +51,12 @@ nbtest: $(STAMP) ## nbdev_test the library notebooks (nbs/0*, 1*, 2*; #| slow ce
 
 pytest: $(STAMP) ## pytest tests/ (experiment notebooks through papermill, profile smoke)
 	$(BIN)/python -m pytest tests -q -rs
+
+# Library notebooks are executed for their pages (cached in _docs/.cache until they or misrep/ change);
+# experiment notebooks are shown as executed in results/<name>/. DOCS_EXECUTE=0: library notebooks as stored.
+DOCS_EXECUTE ?= 1
+docs: $(STAMP) ## static HTML of every notebook and an index into _docs/ (nbconvert); DOCS_EXECUTE=0 runs nothing
+	OMP_NUM_THREADS=1 $(BIN)/python tools/docs/build_docs.py --out _docs $(if $(filter 0,$(DOCS_EXECUTE)),--no-execute)
 
 clean-venv: ## delete .venv
 	rm -rf $(VENV)
