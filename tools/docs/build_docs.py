@@ -179,14 +179,15 @@ def execute_notebook(nb_path, cache_dir, lib_dir, timeout=1800):
         if cell.cell_type == "code" and SKIP_DIRECTIVE_RE.search(cell.source):
             cell.metadata.setdefault("tags", []).append("skip-execution")
     t0 = time.time()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(Path(nb_path).parent)}}).execute()
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with open(cached.with_suffix(".kernel.log"), "w") as kernel_log:  # the kernel process's own warnings
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(Path(nb_path).parent)}}).execute(stderr=kernel_log)
     for cell in nb.cells:
         tags = cell.metadata.get("tags", [])
         if "skip-execution" in tags:
             tags.remove("skip-execution")
     nb.metadata["misrep_docs"] = {"key": key}
-    cached.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(cached))
     return nb, time.time() - t0
 
@@ -351,6 +352,7 @@ def build(root=ROOT, out=None, execute=True, only=None, log=print):
                 (" (cached)" if secs == 0 else f" in {secs:.0f} s") + " (#| slow cells not run)"
             if errors_in(nb):
                 failed[nb_path.name] = errors_in(nb)
+                note += f'; <b style="color:#b00">errors while executing: {html.escape(", ".join(errors_in(nb)))}</b>'
         render_notebook(site, nb, site.pages[nb_path.relative_to(root).as_posix()], [nbs_dir], info["title"], note)
         timings[nb_path.name] = time.time() - t0
         log(f"docs: {nb_path.name} -> {site.pages[nb_path.relative_to(root).as_posix()]} ({timings[nb_path.name]:.1f} s)")
