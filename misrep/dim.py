@@ -23,7 +23,7 @@ from .evaluation import extract_features, fit_probe
 __all__ = ['OBJECTIVES', 'ESTIMATORS', 'CRITICS', 'FEATURES', 'DIMConfig', 'dim_config', 'Encoder', 'GlobalCritic',
            'ConcatLocalCritic', 'ResidualEmbed', 'DotLocalCritic', 'PriorDiscriminator', 'sample_prior',
            'discriminator_loss', 'encoder_prior_loss', 'DeepInfoMax', 'make_prior_discriminator', 'make_optimizers',
-           'dim_loss', 'train_step', 'load_images', 'to_float', 'encode_images', 'probe_accuracy', 'shuffle_dims',
+           'dim_loss', 'train_step', 'to_float', 'encode_images', 'probe_accuracy', 'shuffle_dims',
            'neural_dependency_measure', 'l1_neighbours']
 
 # %% ../nbs/20_dim.ipynb #56cbb641
@@ -97,7 +97,7 @@ class Encoder(nn.Module):
                ) -> dict[str, torch.Tensor]:
         if x.dim() != 4 or tuple(x.shape[1:]) != (self.in_channels, 32, 32):
             raise ValueError(f"Encoder expects images of shape (B, {self.in_channels}, 32, 32); got {tuple(x.shape)}. "
-                             "Pad or resize to 32x32 (misrep.dim.load_images does) and set in_channels.")
+                             "Pad or resize to 32x32 (misrep.images.load_images does) and set in_channels.")
         local = self.c2(self.c1(x))  # (B, 128, 8, 8)
         conv = self.c3(local)  # (B, 256, 4, 4)
         fc = self.fc(conv.flatten(1))  # (B, 1024)
@@ -289,59 +289,6 @@ def train_step(model: DeepInfoMax, disc: PriorDiscriminator | None, opt, opt_dis
     return out
 
 # %% ../nbs/20_dim.ipynb #ca5d0852
-_TV = {"mnist": ("MNIST", 10), "cifar10": ("CIFAR10", 10), "cifar100": ("CIFAR100", 100)}
-_EXPECTED = {"mnist": "MNIST/raw/train-images-idx3-ubyte (torchvision layout)", "cifar10": "cifar-10-batches-py/",
-             "cifar100": "cifar-100-python/"}
-
-def _torchvision_split(name: str, root: Path, train: bool, download: bool):
-    import torchvision
-    cls = getattr(torchvision.datasets, _TV[name][0])
-    try: return cls(str(root), train=train, download=False)
-    except RuntimeError as first:
-        if not download:
-            raise FileNotFoundError(f"{name} was not found under data root {root} (expected {root}/{_EXPECTED[name]}) and "
-                                    f"download=False. Put the files there or pass data_root=... ({first})") from None
-    try: return cls(str(root), train=train, download=True)
-    except Exception as e:
-        raise FileNotFoundError(f"{name} was not found under data root {root} (expected {root}/{_EXPECTED[name]}) and "
-                                f"downloading it failed ({type(e).__name__}: {e}). Download it on a machine with internet "
-                                "into that root, or pass data_root=... pointing at a copy.") from None
-
-def _image_folder(path: Path, train: bool, split_seed: int = 0, test_fraction: float = 0.2):
-    "Images (N, 3, 32, 32) uint8 and labels of an ImageFolder, split by train/ test/ sub-folders or 80/20."
-    import torchvision
-    from torchvision.transforms import functional as TF
-    if not path.is_dir():
-        raise FileNotFoundError(f"dataset={str(path)!r} is not 'mnist', 'cifar10' or 'cifar100', and no such folder exists. "
-                                "Pass one of those names or a folder of class sub-folders (ImageFolder layout).")
-    has_split = (path / "train").is_dir() and (path / "test").is_dir()
-    ds = torchvision.datasets.ImageFolder(str(path / ("train" if train else "test")) if has_split else str(path))
-    idx = np.arange(len(ds))
-    if not has_split:
-        perm = np.random.default_rng(split_seed).permutation(len(ds))
-        n_test = max(1, int(round(test_fraction * len(ds))))
-        idx = np.sort(perm[n_test:] if train else perm[:n_test])
-    imgs = [TF.pil_to_tensor(TF.resize(ds.loader(ds.samples[i][0]).convert("RGB"), [32, 32], antialias=True)) for i in idx]
-    labels = torch.tensor([ds.samples[i][1] for i in idx], dtype=torch.long)
-    return torch.stack(imgs), labels, len(ds.classes)
-
-def load_images(dataset: str, # "mnist", "cifar10", "cifar100", or a path to an ImageFolder
-                root: str | os.PathLike | None = None, # data root for the torchvision data sets
-                train: bool = True, # training split (else the test split)
-                download: bool = True, # let torchvision download CIFAR/MNIST when absent from root
-               ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    "A whole split in memory: uint8 images (N, C, 32, 32), int64 labels (N,), and the number of classes."
-    from misrep.core import data_root
-    key = str(dataset).lower()
-    if key in _TV:
-        ds = _torchvision_split(key, data_root(root), train, download)
-        data = ds.data if torch.is_tensor(ds.data) else torch.from_numpy(np.asarray(ds.data))
-        labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
-        if key == "mnist": imgs = F.pad(data, (2, 2, 2, 2))[:, None]  # (N, 1, 32, 32): 28x28 zero-padded
-        else: imgs = data.permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
-        return imgs.to(torch.uint8), labels, _TV[key][1]
-    return _image_folder(Path(dataset).expanduser(), train)
-
 def to_float(images: torch.Tensor, # uint8 (B, C, H, W)
              device=None) -> torch.Tensor:
     "uint8 images -> float in [-1, 1] on `device`."

@@ -126,13 +126,14 @@ def sweep_figure(df: "pd.DataFrame", # hsic_sweep's table
 
 # %% ../nbs/11_hsic_infogan.ipynb #5f80439e
 def run_sweep(out_dir: str, # run folder (config.json, tables/hsic_sweep.csv, figures/hsic_sweep.png, points/)
-              data_root: str | None = None, # MNIST root (see misrep.mnist_eval.load_mnist)
+              data_root: str | None = None, # MNIST root (see misrep.images.load_mnist)
               lams: tuple = (0., 5., 20., 80.), widths: tuple = (.5, 2.), steps: int = 1500, batch_size: int = 64,
               width_div: int = 4, seed: int = 0, n_per_code: int = 300, clf_epochs: int = 1,
               download: bool = True) -> "pd.DataFrame":
     "The committed HSIC-InfoGAN sweep on MNIST: train, score, save table and figure."
     from misrep.core import RunDir
-    from misrep.mnist_eval import load_mnist, get_classifier
+    from misrep.images import load_mnist
+    from misrep.mnist_eval import get_classifier
     x, _ = load_mnist(data_root, download=download)
     clf, acc = get_classifier(data_root, epochs=clf_epochs, download=download)
     base = HSICInfoGANConfig(arch=InfoGANArch.small(width_div))

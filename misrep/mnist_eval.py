@@ -16,48 +16,12 @@ import torch.nn.functional as F
 
 from .core import cache_dir, data_root, save_checkpoint, load_checkpoint, progress
 from .evaluation import hungarian_accuracy
+from .images import load_mnist
 from .infogan import LatentSpec, Latent, sample_latent, traversal_latent, GANBase, QOut
 
 # %% auto #0
-__all__ = ['MNIST_FILES', 'load_mnist', 'write_fake_mnist', 'DigitClassifier', 'predict', 'train_classifier', 'get_classifier',
-           'generator_accuracy', 'encoder_accuracy', 'grid_figure', 'traversal_figure', 'samples_figure', 'evaluate']
-
-# %% ../nbs/13_mnist_eval.ipynb #dfa4b5ce
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-def load_mnist(root: str | os.PathLike | None = None, # data root holding MNIST/raw (None: misrep.core.data_root())
-               train: bool = True, # the 60k training split, else the 10k test split
-               download: bool = True, # let torchvision download the files when they are missing
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    "MNIST as (images (N, 1, 28, 28) uint8, labels (N,) int64), read once into memory."
-    from torchvision import datasets
-    root = data_root(root)
-    try: ds = datasets.MNIST(str(root), train=train, download=False)
-    except RuntimeError as e:
-        where = root / "MNIST" / "raw"
-        if not download:
-            raise FileNotFoundError(f"MNIST not found: expected the files {', '.join(MNIST_FILES)} in {where}. "
-                                    "Pass data_root pointing at the folder that holds MNIST/raw, or download=True.") from e
-        try: ds = datasets.MNIST(str(root), train=train, download=True)
-        except Exception as e2:
-            raise RuntimeError(f"MNIST not found in {where} and torchvision's download failed ({type(e2).__name__}: {e2}). "
-                               f"Copy {', '.join(MNIST_FILES)} into {where}, or pass data_root pointing at a folder "
-                               "that holds MNIST/raw.") from e2
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
-
-# %% ../nbs/13_mnist_eval.ipynb #3856e577
-def write_fake_mnist(root: str | os.PathLike, # folder that receives MNIST/raw
-                     n_train: int = 6, n_test: int = 4, seed: int = 0,
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    "Write a small random MNIST in torchvision's raw idx layout (for tests); return the train images and labels."
-    raw = Path(root) / "MNIST" / "raw"; raw.mkdir(parents=True, exist_ok=True)
-    g = np.random.default_rng(seed); out = None
-    for split, n in (("train", n_train), ("t10k", n_test)):
-        x = g.integers(0, 256, (n, 28, 28), dtype=np.uint8); y = g.integers(0, 10, n, dtype=np.uint8)
-        (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + x.tobytes())
-        (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + y.tobytes())
-        if out is None: out = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long())
-    return out
+__all__ = ['DigitClassifier', 'predict', 'train_classifier', 'get_classifier', 'generator_accuracy', 'encoder_accuracy',
+           'grid_figure', 'traversal_figure', 'samples_figure', 'evaluate']
 
 # %% ../nbs/13_mnist_eval.ipynb #a10a2bd2
 class DigitClassifier(nn.Module):

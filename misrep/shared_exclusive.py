@@ -18,10 +18,9 @@ from .estimators import jsd_bound
 # %% auto #0
 __all__ = ['PAPER_FACTORS', 'PAPER_TABLE', 'PROFILES', 'SharedExclusiveConfig', 'conv_out', 'ConvEncoder', 'GlobalCritic',
            'LocalCritic', 'SharedStage', 'pairing_sensitivity', 'shuffle_rows', 'Discriminator', 'adversarial_term',
-           'ExclusiveStage', 'group_keys', 'split_by_image', 'PairSampler', 'step_generator', 'stage1_step',
-           'stage2_step', 'make_optimizers', 'train_stage', 'encode_images', 'ideal_row', 'distance_to_ideal',
-           'probe_accuracies', 'accuracy_table', 'nearest_neighbours', 'retrieval_agreement', 'Shapes3DRunConfig',
-           'resolve_run_config', 'select_rows']
+           'ExclusiveStage', 'step_generator', 'stage1_step', 'stage2_step', 'make_optimizers', 'train_stage',
+           'encode_images', 'ideal_row', 'distance_to_ideal', 'probe_accuracies', 'accuracy_table',
+           'nearest_neighbours', 'retrieval_agreement', 'Shapes3DRunConfig', 'resolve_run_config']
 
 # %% ../nbs/21_shared_exclusive.ipynb #c43da997
 @dataclass
@@ -269,67 +268,6 @@ class ExclusiveStage(nn.Module):
             acc = ((self.discriminator(s_x, e_x) > 0).float().mean() + (self.discriminator(s_x, shuffle_rows(e_x, generator)) < 0).float().mean()) / 2
         return -adv, dict(d_loss=-adv.item(), d_acc=acc.item())
 
-# %% ../nbs/21_shared_exclusive.ipynb #1e5abe53
-def group_keys(classes: np.ndarray, # (N, F) integer class of every factor
-               columns: tuple, # which factors define the group
-              ) -> np.ndarray:
-    "One integer per row identifying its classes on `columns`."
-    c = np.asarray(classes)[:, list(columns)].astype(np.int64)
-    return np.ravel_multi_index(tuple(c.T), tuple(int(m) + 1 for m in c.max(0))) if len(c) else np.zeros(0, np.int64)
-
-def split_by_image(classes: np.ndarray, # (N, F) classes of the images
-                   test_fraction: float = 0.2, # share of each group held out
-                   shared: tuple = (3, 4, 5), # factor columns that define the groups (scale, shape, orientation)
-                   seed: int = 0, # split seed
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    "Row indices (train, test): disjoint, stratified so each group with >= 4 images has >= 2 in each split."
-    if not 0 < test_fraction < 1: raise ValueError(f"test_fraction must be in (0, 1); got {test_fraction}.")
-    keys, rng = group_keys(classes, shared), np.random.default_rng(seed)
-    train, test = [], []
-    for k in np.unique(keys):
-        idx = rng.permutation(np.nonzero(keys == k)[0])
-        n_test = int(round(test_fraction * len(idx)))
-        if len(idx) >= 4: n_test = min(max(n_test, 2), len(idx) - 2)
-        test.append(idx[:n_test]); train.append(idx[n_test:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
-
-# %% ../nbs/21_shared_exclusive.ipynb #48e4c863
-class PairSampler:
-    "Batches of pairs (i, j) of distinct images of one split that share the factors in `shared`."
-    def __init__(self, classes: np.ndarray, # (N, F) classes of all images
-                 indices: np.ndarray, # rows of this split
-                 shared: tuple = (3, 4, 5), # factor columns pairs share
-                 seed: int = 0, # base seed; batch t uses the generator seeded (seed, t)
-                ):
-        idx = np.asarray(indices, dtype=np.int64)
-        keys = group_keys(np.asarray(classes)[idx], shared)
-        order = np.argsort(keys, kind="stable")
-        self.sorted, skeys = idx[order], keys[order]                     # split rows grouped by key
-        uniq, start, count = np.unique(skeys, return_index=True, return_counts=True)
-        g = np.searchsorted(uniq, skeys)
-        self.start, self.count = start[g], count[g]                      # group start and size, per position
-        self.rank = np.arange(len(skeys)) - self.start                   # position inside the group
-        self.anchors = np.nonzero(self.count >= 2)[0]                    # images that have a partner
-        if len(self.anchors) == 0:
-            raise ValueError(f"no two images of this split share the factors {shared}: cannot make pairs; "
-                             "use more images per group.")
-        self.seed, self.n_groups = seed, len(uniq)
-
-    def sample(self, n: int, # number of pairs
-               rng: np.random.Generator, # randomness
-              ) -> tuple[np.ndarray, np.ndarray]:
-        "n pairs (i, j): i uniform over images with a partner, j uniform over the other images of its group."
-        p = self.anchors[rng.integers(0, len(self.anchors), n)]
-        q = rng.integers(0, self.count[p] - 1)                           # one of the other count-1 members
-        q = q + (q >= self.rank[p])                                      # skip the anchor itself
-        return self.sorted[p], self.sorted[self.start[p] + q]
-
-    def batch(self, step: int, # training step
-              n: int, # batch size
-             ) -> tuple[np.ndarray, np.ndarray]:
-        "The pairs of training step `step` (the same for every run with this seed)."
-        return self.sample(n, np.random.default_rng([self.seed, int(step)]))
-
 # %% ../nbs/21_shared_exclusive.ipynb #4a59fe1f
 def step_generator(seed: int, # run seed
                    stage: int, # 1 or 2
@@ -574,23 +512,3 @@ def resolve_run_config(profile: str, # "smoke", "quick" or "paper"
         if getattr(cfg, k) < 1 or (k == "batch_size" and cfg.batch_size < 2):
             raise ValueError(f"{k} must be a positive integer (batch_size >= 2); got {getattr(cfg, k)}.")
     return cfg
-
-# %% ../nbs/21_shared_exclusive.ipynb #35394252
-def select_rows(classes: np.ndarray, # (N, 6) classes of the available images (a file, or the full grid)
-                images_per_group: int | None = None, # rows kept per group; None: all
-                n_groups: int | None = None, # groups kept (random); None: all
-                shared: tuple = (3, 4, 5), # the factors that define a group
-                seed: int = 0, # which rows
-               ) -> np.ndarray:
-    "Sorted rows: up to `images_per_group` random rows in each of `n_groups` random groups."
-    keys, rng = group_keys(classes, shared), np.random.default_rng(seed)
-    groups = np.unique(keys)
-    if n_groups is not None:
-        if not 0 < n_groups <= len(groups): raise ValueError(f"n_groups must be in [1, {len(groups)}]; got {n_groups}.")
-        groups = np.sort(rng.choice(groups, n_groups, replace=False))
-    rows = []
-    for g in groups:
-        r = np.nonzero(keys == g)[0]
-        if images_per_group is not None and images_per_group < len(r): r = rng.choice(r, images_per_group, replace=False)
-        rows.append(r)
-    return np.sort(np.concatenate(rows))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from misrep.data import N_IMAGES, build_shapes3d, grid_classes, render_geometry, render_shapes3d, subset_indices
+from misrep.shapes3d import N_IMAGES, build_shapes3d, grid_classes, render_geometry, render_shapes3d, subset_indices
 
 
 def _sync(dev):

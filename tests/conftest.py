@@ -28,3 +28,27 @@ def mnist_root():
     if not (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST not found under {SHARED_DATA}/MNIST/raw (set MISREP_TEST_DATA to a folder holding MNIST/raw)")
     return SHARED_DATA
+
+
+def write_fake_mnist(root, n_train=6, n_test=4, seed=0):
+    """Write a small random MNIST in torchvision's raw idx layout under root/MNIST/raw; return the train (images, labels).
+
+    idx files: big-endian header (magic 2051 for images, 2049 for labels, then the sizes), then the uint8 data.
+    """
+    import struct
+
+    import numpy as np
+    import torch
+
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    g = np.random.default_rng(seed)
+    out = None
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        x = g.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = g.integers(0, 10, n, dtype=np.uint8)
+        (raw / f"{split}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + x.tobytes())
+        (raw / f"{split}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + y.tobytes())
+        if out is None:
+            out = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long())
+    return out

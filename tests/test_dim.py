@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from misrep import dim
-from misrep.dim import (DeepInfoMax, dim_config, discriminator_loss, encode_images, encoder_prior_loss, load_images,
+from misrep.dim import (DeepInfoMax, dim_config, discriminator_loss, encode_images, encoder_prior_loss,
                         make_optimizers, make_prior_discriminator, probe_accuracy, sample_prior, train_step)
+from misrep.images import load_images
 from misrep.estimators import dv_bound, infonce_bound, jsd_bound
 
 REPO = Path(__file__).parents[1]

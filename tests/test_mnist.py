@@ -53,7 +53,7 @@ def test_bad_profile(tmp_path):
 
 def test_missing_data_error(tmp_path):
     sys.path.insert(0, str(REPO))
-    from misrep.mnist_eval import load_mnist
+    from misrep.images import load_mnist
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "MNIST" / "raw")):
         load_mnist(tmp_path, download=False)
 

@@ -11,9 +11,10 @@ import torch
 import torch.nn as nn
 
 from misrep.core import RunDir
-from misrep.shared_exclusive import (PAPER_FACTORS, Discriminator, ExclusiveStage, PairSampler, SharedExclusiveConfig,
+from misrep.shapes3d import PairSampler, split_by_image
+from misrep.shared_exclusive import (PAPER_FACTORS, Discriminator, ExclusiveStage, SharedExclusiveConfig,
                                      SharedStage, adversarial_term, make_optimizers, pairing_sensitivity,
-                                     probe_accuracies, shuffle_rows, split_by_image, train_stage)
+                                     probe_accuracies, shuffle_rows, train_stage)
 
 ROOT = Path(__file__).resolve().parents[1]
 NB = ROOT / "nbs" / "30_shapes3d.ipynb"

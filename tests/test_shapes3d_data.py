@@ -1,4 +1,5 @@
-"""Tests of misrep.data (Shapes3D): renderer, official-layout reader/validator, atomic builder, pairs, CLI.
+"""Tests of misrep.shapes3d and misrep.shapes3d_fidelity: renderer, official-layout reader/validator, atomic builder,
+pairs (the one definition: PairSampler), the DataLoader view of pairs, CLI.
 
 All data are made here: a few hundred rendered images in tiny HDF5 files, and a fake full-grid label file
 (480,000 rows, images left as unwritten chunks) for the full-grid order check. Nothing renders the full grid.
@@ -14,9 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-import misrep.data as D
-from misrep.data import (FACTOR_SIZES, FACTOR_VALUES, N_IMAGES, Shapes3D, Shapes3DFormatError, Shapes3DPairs,
-                         build_shapes3d, check_shapes3d_file, grid_classes, grid_index, render_shapes3d)
+import misrep.shapes3d as D
+from misrep.core import DataNotFoundError
+from misrep.shapes3d import (FACTOR_SIZES, FACTOR_VALUES, N_IMAGES, SHARED_FACTORS, PairSampler, Shapes3D,
+                             Shapes3DFormatError, Shapes3DPairs, build_shapes3d, check_shapes3d_file, grid_classes,
+                             grid_index, group_keys, render_shapes3d, split_by_image)
+from misrep.shapes3d_fidelity import main
 
 
 def _pair_friendly_indices(n_cells=6, per_cell=40, seed=0):
@@ -114,7 +118,7 @@ def test_geometry_table_equals_direct():
     rng = np.random.default_rng(2)
     rows = rng.integers(0, 1000, 64) * 480 + rng.choice(480, 64)  # random hues, 64 random cells
     f = torch.from_numpy(grid_classes(rows))
-    keys = torch.unique(D.geometry_key(f))
+    keys = torch.unique(group_keys(f, SHARED_FACTORS, FACTOR_SIZES[3:]))
     W, C = torch.zeros(480, 3, 64, 64), torch.zeros(480, 3, 64, 64)
     W[keys], C[keys] = D.render_geometry(keys)
     assert torch.equal(render_shapes3d(f, geometry=(W, C)), render_shapes3d(f))
@@ -180,7 +184,7 @@ def test_full_grid_file_accepted_and_wrong_order_rejected(tmp_path):
 
 def test_wrong_files_get_clear_errors(tiny, tmp_path):
     path, idx = tiny
-    with pytest.raises(FileNotFoundError, match="build"): Shapes3D(tmp_path / "absent.h5")
+    with pytest.raises(DataNotFoundError, match="build"): Shapes3D(tmp_path / "absent.h5")
     # corrupt: a truncated copy
     data = path.read_bytes(); (tmp_path / "trunc.h5").write_bytes(data[: len(data) // 3])
     with pytest.raises(Shapes3DFormatError, match="not a readable HDF5"): Shapes3D(tmp_path / "trunc.h5")
@@ -250,60 +254,86 @@ def test_build_reuses_and_refuses(tiny, tmp_path, monkeypatch):
 
 def test_pairs_share_exactly_the_shared_factors(tiny):
     ds = Shapes3D(tiny[0])
-    for split in ("train", "test"):
-        pairs = Shapes3DPairs(ds, split, seed=1)
-        rows = np.array([pairs.pair_rows(i) for i in range(len(pairs))])
-        cx, cy = ds.classes[rows[:, 0]], ds.classes[rows[:, 1]]
+    tr, te = split_by_image(ds.classes, 0.2, SHARED_FACTORS, seed=1)
+    for rows in (tr, te):
+        i, j = PairSampler(ds.classes, rows, seed=1).batch(0, 2000)
+        cx, cy = ds.classes[i], ds.classes[j]
         np.testing.assert_array_equal(cx[:, 3:], cy[:, 3:])
+        assert (i != j).all()
         # hues are drawn independently: most pairs differ in each hue
-        assert ((cx[:, :3] != cy[:, :3]).mean(0) > 0.7).all(), split
-        x, y, xc, yc = pairs[0]
-        assert x.shape == y.shape == (3, 64, 64) and torch.equal(xc[3:], yc[3:])
-        assert torch.equal(xc, torch.from_numpy(ds.classes[rows[0, 0]]))
-        assert torch.equal(yc, torch.from_numpy(ds.classes[rows[0, 1]]))
+        assert ((cx[:, :3] != cy[:, :3]).mean(0) > 0.7).all()
+
+
+def test_never_an_image_with_itself_groups_of_two(tiny, tmp_path):
+    # a file whose (scale, shape, orientation) groups hold exactly two images each
+    rng = np.random.default_rng(4)
+    cells = rng.choice(480, 30, replace=False)
+    hues = np.stack([rng.choice(1000, 2, replace=False) for _ in cells])
+    idx = np.sort((hues * 480 + cells[:, None]).reshape(-1))
+    ds = Shapes3D(build_shapes3d(tmp_path / "two.h5", indices=idx, supersample=1, device="cpu", progress_bar=False))
+    keys = group_keys(ds.classes, SHARED_FACTORS)
+    assert (np.bincount(np.unique(keys, return_inverse=True)[1]) == 2).all()
+    partner = np.empty(len(ds), np.int64)
+    for k in np.unique(keys):
+        a, b = np.nonzero(keys == k)[0]; partner[a], partner[b] = b, a
+    sampler = PairSampler(ds.classes, np.arange(len(ds)), seed=0)
+    for step in range(5):
+        i, j = sampler.batch(step, 256)
+        np.testing.assert_array_equal(j, partner[i])  # always the group's other image, never i itself
+    # drop one image of five groups: the five left alone are never drawn, as anchor or as partner
+    alone = np.unique(keys)[:5]
+    dropped = np.array([np.nonzero(keys == k)[0][0] for k in alone]); single = partner[dropped]
+    i, j = PairSampler(ds.classes, np.setdiff1d(np.arange(len(ds)), dropped), seed=0).batch(0, 2000)
+    assert (i != j).all() and not np.isin(np.r_[i, j], np.r_[dropped, single]).any()
+    np.testing.assert_array_equal(j, partner[i])
 
 
 def test_split_disjoint_and_reproducible(tiny):
     ds = Shapes3D(tiny[0])
-    tr, te = Shapes3DPairs(ds, "train", test_fraction=0.25, seed=5), Shapes3DPairs(ds, "test", test_fraction=0.25, seed=5)
-    assert set(tr.indices).isdisjoint(te.indices) and len(tr.indices) + len(te.indices) == len(ds)
-    assert len(te.indices) == 60
-    for pairs in (tr, te):
-        rows = np.array([pairs.pair_rows(i) for i in range(len(pairs))])
-        assert np.isin(rows, pairs.indices).all()  # both members from the same split
-    again = Shapes3DPairs(ds, "train", test_fraction=0.25, seed=5)
-    assert (again.indices == tr.indices).all()
-    assert [again.pair_rows(i) for i in range(50)] == [tr.pair_rows(i) for i in range(50)]
-    other = Shapes3DPairs(ds, "train", test_fraction=0.25, seed=6)
-    assert not np.array_equal(other.indices, tr.indices)
-    tr.set_epoch(1)
-    assert [tr.pair_rows(i) for i in range(50)] != [again.pair_rows(i) for i in range(50)]
-    long = Shapes3DPairs(ds, "train", seed=5, length=1000)
-    assert len(long) == 1000 and long.pair_rows(999)[0] in long.indices
-    with pytest.raises(ValueError, match="split"): Shapes3DPairs(ds, "val")
-    with pytest.raises(ValueError, match="test_fraction"): Shapes3DPairs(ds, test_fraction=1.5)
+    tr, te = split_by_image(ds.classes, 0.25, SHARED_FACTORS, seed=5)
+    assert set(tr).isdisjoint(te) and len(tr) + len(te) == len(ds)
+    assert len(te) == 60  # 6 groups of 40: 10 held out in each
+    assert set(group_keys(ds.classes[te])) == set(group_keys(ds.classes))  # every group in both splits
+    for rows in (tr, te):
+        i, j = PairSampler(ds.classes, rows, seed=5).batch(3, 500)
+        assert np.isin(np.r_[i, j], rows).all()  # both members from the same split
+    tr2, te2 = split_by_image(ds.classes, 0.25, SHARED_FACTORS, seed=5)
+    assert (tr2 == tr).all() and (te2 == te).all()
+    assert not np.array_equal(split_by_image(ds.classes, 0.25, SHARED_FACTORS, seed=6)[1], te)
+    s = PairSampler(ds.classes, tr, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(s.batch(7, 64), PairSampler(ds.classes, tr, seed=5).batch(7, 64)))
+    assert not np.array_equal(s.batch(7, 64)[0], s.batch(8, 64)[0])
+    with pytest.raises(ValueError, match="test_fraction"): split_by_image(ds.classes, 1.5)
 
 
 def test_pairs_with_dataloader_workers(tiny):
     ds = Shapes3D(tiny[0])
-    pairs = Shapes3DPairs(ds, "train", seed=2)
-    dl = torch.utils.data.DataLoader(pairs, batch_size=32, num_workers=2, shuffle=False)
-    got = [b for b in dl]
-    x = torch.cat([b[0] for b in got]); yc = torch.cat([b[3] for b in got])
-    assert len(x) == len(pairs)
-    for i in (0, 17, len(pairs) - 1):
-        ref = pairs[i]
-        assert torch.equal(x[i], ref[0]) and torch.equal(yc[i], ref[3])
+    tr, _ = split_by_image(ds.classes, 0.2, SHARED_FACTORS, seed=2)
+    sampler = PairSampler(ds.classes, tr, seed=2)
+    pairs = Shapes3DPairs(ds, sampler, batch_size=32, steps=5)
+    got = list(torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=2, shuffle=False))
+    assert len(got) == 5
+    for step in (0, 4):
+        x, y, xc, yc = got[step]
+        i, j = sampler.batch(step, 32)
+        assert x.shape == (32, 3, 64, 64) and x.dtype == torch.uint8
+        np.testing.assert_array_equal(x.permute(0, 2, 3, 1).numpy(), ds.images(i))
+        np.testing.assert_array_equal(y.permute(0, 2, 3, 1).numpy(), ds.images(j))
+        np.testing.assert_array_equal(yc.numpy(), ds.classes[j])
+        assert torch.equal(xc[:, 3:], yc[:, 3:])
+    with pytest.raises(IndexError): pairs[5]
+    with pytest.raises(ValueError, match="dataset has"):
+        Shapes3DPairs(ds, PairSampler(np.r_[ds.classes, ds.classes], np.arange(2 * len(ds)), seed=0))
 
 
 # ---------------------------------------------------------------- command line
 
 def test_cli_build_and_check(tmp_path):
     out = tmp_path / "cli.h5"
-    assert D.main(["build", "--path", str(out), "--subset", "40", "--seed", "3", "--device", "cpu", "--supersample", "1"]) == 0
+    assert main(["build", "--path", str(out), "--subset", "40", "--seed", "3", "--device", "cpu", "--supersample", "1"]) == 0
     assert len(Shapes3D(out)) == 40
     np.testing.assert_array_equal(Shapes3D(out).grid_indices, D.subset_indices(40, 3))
-    r = subprocess.run([sys.executable, "-m", "misrep.data", "check", str(out)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "misrep.shapes3d_fidelity", "check", str(out)], capture_output=True, text=True)
     assert r.returncode == 0 and "OK, 40 images" in r.stdout, r.stderr
-    r = subprocess.run([sys.executable, "-m", "misrep.data", "check", str(tmp_path / "nope.h5")], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "misrep.shapes3d_fidelity", "check", str(tmp_path / "nope.h5")], capture_output=True, text=True)
     assert r.returncode != 0 and "No Shapes3D file" in r.stderr
