@@ -4,11 +4,12 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 from papermill.exceptions import PapermillExecutionError
 
 from conftest import run_notebook
 
-BOUNDS = ["dv", "nwj", "infonce", "jsd"]
+BOUNDS = ["dv", "nwj", "infonce", "jsd", "mine", "smile", "alpha"]
 
 
 def test_smoke_run_writes_well_formed_outputs_and_resumes(tmp_path):
@@ -24,8 +25,9 @@ def test_smoke_run_writes_well_formed_outputs_and_resumes(tmp_path):
         for b in BOUNDS:
             col = m[f"{c}_{b}"]
             assert col.notna().all() and col.abs().lt(1e3).all()
-        # infoNCE can never exceed log B, whatever the critic
+        # infoNCE can never exceed log B, I_alpha never log((B - 1) / alpha), whatever the critic
         assert (m[f"{c}_infonce"] <= math.log(cfg["batch_size"]) + 1e-5).all()
+        assert (m[f"{c}_alpha"] <= math.log((cfg["batch_size"] - 1) / cfg["alpha"]) + 1e-5).all()
     t = pd.read_csv(out / "tables" / "bias_variance.csv")
     assert set(t.bound) == set(BOUNDS) and set(t.true_mi) == {2, 4}
     # the table is computed from the second half of each level: recompute one cell from metrics.csv
@@ -33,6 +35,11 @@ def test_smoke_run_writes_well_formed_outputs_and_resumes(tmp_path):
     row = t[(t.critic == "concat") & (t.bound == "nwj") & (t.true_mi == 2)].iloc[0]
     assert abs(row["mean"] - half.concat_nwj.mean()) < 1e-6 and abs(row["variance"] - half.concat_nwj.var()) < 1e-6
     assert ((t["mean"] - t["true_mi"] - t["bias"]).abs() < 1e-4).all()
+    # MINE's moving average and I_alpha's baseline are part of the checkpointed critics
+    ck = torch.load(out / "checkpoints" / "staircase.pt", weights_only=True)
+    for c in ("separable", "concat"):
+        assert torch.isfinite(ck["modules"][f"{c}_mine"]["mine.log_ma"])
+        assert any(k.startswith("baseline.") for k in ck["modules"][f"{c}_alpha"])
     png = out / "figures" / "staircase.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
     # running it again resumes from the finished checkpoint: nothing is retrained, the metrics are unchanged
