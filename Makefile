@@ -12,7 +12,7 @@ PROFILE ?= quick
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: run test venv check-env export-check nbtest pytest docs clean-venv help
+.PHONY: run test venv check-env export-check nbtest pytest docs bench-bmi clean-venv help
 
 venv: $(STAMP) ## create or update .venv (checks Python, venv and disk space first)
 
@@ -57,6 +57,9 @@ pytest: $(STAMP) ## pytest tests/ (experiment notebooks through papermill, profi
 DOCS_EXECUTE ?= 1
 docs: $(STAMP) ## static HTML of every notebook and an index into _docs/ (nbconvert); DOCS_EXECUTE=0 runs nothing
 	OMP_NUM_THREADS=1 $(BIN)/python tools/docs/build_docs.py --out _docs $(if $(filter 0,$(DOCS_EXECUTE)),--no-execute)
+
+bench-bmi: $(STAMP) ## BMI benchmark: builds .venv-bmi (BMI's own env), BMI's and misrep's estimators on the same samples -> results/bmi/ (BMI_SEEDS=0)
+	tools/bmi/run.sh
 
 clean-venv: ## delete .venv
 	rm -rf $(VENV)
