@@ -2,6 +2,7 @@
 
     .venv/bin/python tests/bench_metrics.py                       # 10,000 training + 5,000 test rows x 64 dims
     .venv/bin/python tests/bench_metrics.py --skip-reference      # without scikit-learn's GradientBoostingClassifier
+    .venv/bin/python tests/bench_metrics.py --only dci --skip-reference
     .venv/bin/python tests/bench_metrics.py --n-train 2000 --n-test 1000 --reference-sizes 250 500
 
 Codes: 15,000 distinct rows of the Shapes3D grid (factor classes 10, 10, 10, 8, 4, 15), 64 dims: one noisy dim per
@@ -75,6 +76,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-sizes", type=int, nargs="+", default=[1000, 2000, 4000])
     p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("--only", nargs="+", default=None, help="metrics to time, by the start of their names (e.g. dci sap)")
     a = p.parse_args()
     import torch
     torch.set_num_threads(1)
@@ -100,6 +102,7 @@ def main():
     result = {}
     print(f"{'metric':28s} {'wall s':>8s} {'cpu s':>8s}   value", flush=True)
     for name, fn in runs.items():
+        if a.only and not any(name.startswith(o) for o in a.only): continue
         dt, dc, out = timed(fn)
         val = out if isinstance(out, float) else {k: v for k, v in out.items() if k != "importance"}
         result[name] = dict(wall_s=round(dt, 2), cpu_s=round(dc, 2), value=val)
@@ -108,6 +111,7 @@ def main():
         ref = reference_extrapolation(z[:a.n_train], y[:a.n_train], a.reference_sizes, a.n_train, a.seed)
         result["dci (sklearn reference, extrapolated)"] = ref
         for name in ("wall", "cpu"):
+            if "dci (lightgbm)" not in result: break
             slow, fast = ref[f"{name}_all_factors_at_n_train_s"], result["dci (lightgbm)"][f"{name}_s"]
             print(f"reference DCI extrapolated to {a.n_train} rows, all factors ({name}): {slow / 60:.1f} min "
                   f"(time ~ n^{ref[f'{name}_exponent']}); LightGBM {fast:.1f} s: {slow / fast:.0f}x faster", flush=True)
