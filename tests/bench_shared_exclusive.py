@@ -5,7 +5,8 @@
 
 Each stage runs in its own subprocess, so the peak memory reported is that stage's alone (CPU: peak resident set
 size of the process, ru_maxrss; GPU: torch.cuda.max_memory_allocated). Inputs are random pixels in [0, 1] of the
-profile's batch size; an iteration is one optimiser step of the stage (stage 2: encoder step + discriminator step).
+profile's batch size; an iteration is one step of the stage's `misrep.train.Trainer` (stage 2: encoder step +
+discriminator step), built by `misrep.shared_exclusive.stage_trainer`.
 """
 import argparse
 import json
@@ -18,25 +19,24 @@ import torch
 
 
 def bench_stage(stage: int, profile: str, device: str, steps: int, warmup: int, threads: int) -> dict:
-    from misrep.core import get_device
-    from misrep.shared_exclusive import (ExclusiveStage, SharedStage, make_optimizers, resolve_run_config,
-                                         stage1_step, stage2_step, step_generator)
+    from misrep.core import get_device, resolve_run_config
+    from misrep.shared_exclusive import SHAPES3D_PROFILES, ExclusiveStage, SharedStage, Shapes3DRunConfig, stage_trainer
     if threads > 0: torch.set_num_threads(threads)
-    cfg = resolve_run_config(profile); mcfg = cfg.model_config(); dev = get_device(device)
+    cfg = resolve_run_config(Shapes3DRunConfig, profile, SHAPES3D_PROFILES, out_dir="unused"); dev = get_device(device)
     torch.manual_seed(0)
-    s1 = SharedStage(mcfg).to(dev)
-    model = s1 if stage == 1 else ExclusiveStage(s1.encoder, mcfg).to(dev)
-    opts = make_optimizers(model, cfg.lr, cfg.disc_lr)
-    step_fn = stage1_step if stage == 1 else stage2_step
+    s1 = SharedStage(cfg.model).to(dev)
+    model = s1 if stage == 1 else ExclusiveStage(s1.encoder, cfg.model).to(dev)
     B = cfg.batch_size
     x, y = torch.rand(B, 3, 64, 64, device=dev), torch.rand(B, 3, 64, 64, device=dev)
-    model.train()
+    # the trainer of the experiment (per-step generators, device-side metrics), without a run folder
+    trainer = stage_trainer(model, lambda step: (x, y), warmup + steps, None, lr=cfg.lr, disc_lr=cfg.disc_lr,
+                            log_every=warmup + steps, show_progress=False)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    for k in range(warmup): step_fn(model, opts, x, y, step_generator(0, stage, k))
+    trainer.fit(stop_at=warmup)
     sync()
     if dev.type == "cuda": torch.cuda.reset_peak_memory_stats(dev)
     t, c = time.perf_counter(), time.process_time()
-    for k in range(steps): step_fn(model, opts, x, y, step_generator(0, stage, k))
+    trainer.fit()
     sync()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     peak = (torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
