@@ -368,15 +368,45 @@ def open_run(cfg: RunConfig, # the resolved run config
     if cfg.threads: torch.set_num_threads(int(cfg.threads))
     return run
 
+# %% ../nbs/00_core.ipynb #9d41b6e2
+import io
+from tqdm.std import tqdm as _TextBar
+
+class _LogBar(_TextBar):
+    "A text bar that appends one line per refresh to a log file and prints only its final line."
+    def __init__(self, *args, log: str | os.PathLike, **kwargs):
+        self._log, self._line = open(log, "a", encoding="utf-8"), ""
+        super().__init__(*args, file=io.StringIO(), **kwargs)   # the bar itself draws nowhere
+
+    def display(self, msg=None, pos=None):
+        "Append the bar's line to the log (tqdm calls this at every refresh; msg='' means clear)."
+        line = self.__str__() if msg is None else msg
+        if line and not self._log.closed:
+            self._line = line
+            self._log.write(line + "\n"); self._log.flush()
+        return True
+
+    def close(self):
+        "Write the final line, end the entry with a blank line, print the final line once."
+        done = getattr(self, "disable", True)
+        super().close()
+        if done or self._log.closed: return
+        self._log.write("\n"); self._log.close()
+        if self._line and self.leave is not False: print(self._line, flush=True)
+
 # %% ../nbs/00_core.ipynb #3fb082a4
 def progress(iterable: Iterable | None = None, # what to iterate over
              total: int | None = None, # number of steps, when `iterable` has no len
-             desc: str | None = None, # label in front of the bar
+             desc: str | None = None, # label in front of the bar: the stage
              **kwargs, # passed on to tqdm
             ):
-    "A progress bar for training loops, in notebooks and terminals."
-    from tqdm.auto import tqdm
+    "A progress bar: tqdm.auto, or lines in the file `$MISREP_PROGRESS_FILE` names and one final line."
     kwargs.setdefault("disable", os.environ.get("MISREP_PROGRESS", "1") == "0")
     kwargs.setdefault("mininterval", 1.0)
+    log = os.environ.get("MISREP_PROGRESS_FILE")
+    if log and not kwargs["disable"] and "file" not in kwargs:
+        kwargs.setdefault("bar_format", "{l_bar}{bar:20}{r_bar}")
+        return _LogBar(iterable, total=total, desc=desc, log=log, **kwargs)
+    from tqdm.auto import tqdm
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, total=total, desc=desc, **kwargs)
