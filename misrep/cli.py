@@ -245,11 +245,12 @@ class ProgressEcho:
 
     def poll(self):
         "Read what was appended to the log since the last poll and echo it."
-        if not self.path.exists(): return
-        with open(self.path, "rb") as f:
-            f.seek(self.offset); data = f.read()
-        self.offset += len(data)
-        if data: self.feed(self._decode(data))
+        with self._lock:                                        # the main thread polls too, before a heading
+            if not self.path.exists(): return
+            with open(self.path, "rb") as f:
+                f.seek(self.offset); data = f.read()
+            self.offset += len(data)
+            if data: self.feed(self._decode(data))
 
     def start(self) -> "ProgressEcho":
         "Poll the log in a background thread."
@@ -344,7 +345,9 @@ def run_experiment(plan: RunPlan, # from plan_run
         f"progress log {plan.progress_log}")
     def on_cell(i, nb):
         head = section_heading(nb.cells, i)
-        if head and head != last[0]: last[0] = head; say(f"[{_clock(time.time() - t0)}] {head}  (cell {i + 1}/{len(nb.cells)})")
+        if head and head != last[0]:
+            echo.poll(); last[0] = head                          # the bars of the cells before come first
+            say(f"[{_clock(time.time() - t0)}] {head}  (cell {i + 1}/{len(nb.cells)})")
     papermill_engines.register("misrep", _stage_engine(on_cell))
     old = os.environ.get("MISREP_PROGRESS_FILE")
     os.environ["MISREP_PROGRESS_FILE"] = str(plan.progress_log.resolve())
