@@ -7,7 +7,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.misrep-installed
-RUNS   ?= runs
 PROFILE ?= quick
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
@@ -31,10 +30,15 @@ $(STAMP): setup.py settings.ini
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (misrep)"
 	@touch $@
 
-run: $(STAMP) ## the main job: Shapes3D shared/exclusive, PROFILE=quick, into runs/shapes3d_PROFILE/
-	@mkdir -p $(RUNS)/shapes3d_$(PROFILE)
-	$(BIN)/papermill nbs/30_shapes3d.ipynb $(RUNS)/shapes3d_$(PROFILE)/30_shapes3d.ipynb \
-	    -p profile $(PROFILE) -p out_dir $(RUNS)/shapes3d_$(PROFILE) --cwd .
+# Experiments run through `misrep run` (misrep/cli.py): live progress, run folder named from the settings
+# (runs/{experiment}__{model}__{dataset}__{profile}__seed{seed}; OUT=DIR for another), resume by running it again.
+# ARGS passes more parameters: make run-dim ARGS="-p dataset mnist -p data_root ../shared/data".
+run: $(STAMP) ## the main job: Shapes3D shared/exclusive (misrep run shapes3d), PROFILE=quick, OUT=DIR, ARGS='-p name value'
+	$(BIN)/misrep run shapes3d --profile $(PROFILE) $(if $(OUT),--out $(OUT)) $(ARGS)
+
+run-%: $(STAMP) ## run-EXPERIMENT: misrep run EXPERIMENT (misrep list names them); PROFILE=, OUT=DIR, ARGS='-p name value'
+	$(BIN)/misrep run $* $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE)) \
+	    $(if $(OUT),--out $(OUT)) $(ARGS)
 
 test: $(STAMP) export-check nbtest pytest ## the whole test suite (what CI runs): export-check, nbtest, pytest
 
