@@ -44,6 +44,7 @@ class Experiment:
     profiles: str | None = None # "module:NAME", the profiles it resolves with
     resolver: str | None = None # "module:function" called as f(*positional, **the rest), instead of config/profiles
     positional: tuple = ("profile",) # the parameters `resolver` takes first, in order
+    rename: tuple = () # (parameter, setting) pairs the notebook passes under another name, e.g. ("beta", "bvae.beta")
     table: str = "" # the main table, tables/{table}.md, printed at the end
     about: str = "" # one line for `misrep list`
 
@@ -59,6 +60,7 @@ class Experiment:
                ) -> RunConfig | None:
         "The run config the notebook will resolve from `params` (None for an entry without one)."
         params = dict(params)
+        for old, new in self.rename: params[new] = params.pop(old)
         if self.resolver:
             return self._attr(self.resolver)(*[params.pop(k) for k in self.positional], **params)
         if not self.config: return None
@@ -82,8 +84,11 @@ EXPERIMENTS = {
                       about="Deep InfoMax (Hjelm et al. 2019) on CIFAR-10/100, MNIST or an image folder; probes"),
     "mi_bounds": Experiment("33_mi_bounds.ipynb", "misrep.staircase:StaircaseConfig", "misrep.staircase:PROFILES",
                             table="estimates", about="the MI staircase (Poole et al. 2019, Fig. 2), every bound and critic"),
-    "dim_table": Experiment("34_dim_table.ipynb", table="comparison",
+    "dim_table": Experiment("32a_dim_table.ipynb", table="comparison",
                             about="Deep InfoMax Table 1 from finished dim runs (no training; run folder: its out_dir)"),
+    "shapes3d_benchmark": Experiment("34_shapes3d_benchmark.ipynb", "misrep.benchmark:BenchmarkRunConfig",
+                                     "misrep.benchmark:BENCHMARK_PROFILES", rename=(("beta", "bvae.beta"),), table="benchmark",
+                                     about="Shapes3D: shared/exclusive vs Deep InfoMax, beta-VAE, VAE on disentanglement metrics"),
 }
 
 # %% ../nbs/06_cli.ipynb #087107b5
@@ -400,7 +405,7 @@ def main(argv: list | None = None, # the command line's arguments (default sys.a
     a = p.parse_args(argv)
     try:
         if a.command == "list" and a.experiment is None:
-            for n, e in EXPERIMENTS.items(): print(f"{n:<17} nbs/{e.notebook:<22} {e.about}")
+            for n, e in EXPERIMENTS.items(): print(f"{n:<19} nbs/{e.notebook:<28} {e.about}")
             return 0
         if a.command == "list":
             plan = plan_run(a.experiment)
