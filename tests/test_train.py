@@ -76,15 +76,26 @@ def test_shared_exclusive_stages_resume_exactly(tmp_path):
 
 # ---------------------------------------------------------------- Deep InfoMax
 def test_dim_resume_is_exact(tmp_path):
-    dim = pytest.importorskip("misrep.dim")
-    if not hasattr(dim, "dim_trainer"): pytest.fail("misrep.dim has no dim_trainer factory")
+    from misrep.dim import DIM_PROFILES, DIMRunConfig, dim_trainer
+    cfg = resolve_run_config(DIMRunConfig, "smoke", DIM_PROFILES, max_steps=6, batch_size=8, embed_dim=16, fc_dim=32,
+                             code_dim=8, objective="local", estimator="infonce", out_dir=str(tmp_path / "unused"))
     x = torch.randint(0, 256, (48, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (48,), generator=torch.Generator().manual_seed(1))
     def build(init_seed):
-        torch.manual_seed(init_seed)
-        model = dim.DeepInfoMax(dim.DIMConfig(objective="local", estimator="infonce", embed_dim=16, critic_hidden=16,
-                                              fc_dim=32, code_dim=8))
-        return model, lambda run: dim.dim_trainer(model, x, 6, 8, run, seed=2, log_every=1, show_progress=False)
-    _resume_matches(build, tmp_path)
+        holder = {}
+        def make(run):
+            tr = dim_trainer(cfg, x, y, run, device="cpu", show_progress=False)
+            if init_seed:                          # other initial weights: only the checkpoint can make it equal
+                with torch.no_grad():
+                    for p in tr.modules["model"].parameters(): p.normal_()
+            holder["model"] = tr.modules["model"]
+            return tr
+        return holder, make
+    h1, make1 = build(0); make1(RunDir(tmp_path / "full")).fit()
+    h2, make2 = build(0); assert make2(RunDir(tmp_path / "half")).fit(stop_at=3) == 3
+    h3, make3 = build(1); assert make3(RunDir(tmp_path / "half")).fit() == 6
+    _assert_same(_params(h1["model"]), _params(h3["model"]))
+    assert RunDir(tmp_path / "full").metrics().equals(RunDir(tmp_path / "half").metrics())
 
 
 # ---------------------------------------------------------------- RNG states mapped off the CPU
