@@ -71,8 +71,13 @@ def test_smoke_run_outputs(tmp_path):
         ideal = {f: 100.0 if (f in SHARED) == (code == "S_X") else 100.0 / n for f, n in N_CLASSES.items()}
         assert abs(t.loc[code, "distance_to_ideal"] - sum(abs(t.loc[code, f] - ideal[f]) for f in ideal) / 100) < 0.006
     assert (out / "tables" / "probe_accuracy.md").read_text().startswith("|")
-    lin = pd.read_csv(out / "tables" / "probe_accuracy_linear.csv", index_col=0)
-    assert list(lin.columns) == list(t.columns) and lin.loc[["S_X", "E_X"], list(PAPER_FACTORS)].stack().between(0, 100).all()
+    for extra in ("mlp200", "linear"):                                # the same table with the other probes
+        e = pd.read_csv(out / "tables" / f"probe_accuracy_{extra}.csv", index_col=0)
+        assert list(e.index) == list(t.index) and list(e.columns) == list(t.columns)
+        assert e.loc[["S_X", "E_X"], list(PAPER_FACTORS)].stack().between(0, 100).all()
+        assert e.loc["S_X (paper)"].equals(t.loc["S_X (paper)"])
+    tr = pd.read_csv(out / "tables" / "probe_train_accuracy.csv", index_col=[0, 1])
+    assert sorted(tr.index) == sorted((p, c) for p in ("student-size", "mlp200", "linear") for c in ("S_X", "E_X"))
     r = pd.read_csv(out / "tables" / "retrieval.csv", index_col=0)
     assert list(r.index) == ["S_X", "E_X", "random"] and r.stack().between(0, 1).all()
     for f in ["learning_curves", "retrieval"]:
