@@ -11,7 +11,7 @@ PROFILE ?= quick
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: run test venv check-env export-check nbtest pytest docs bench-bmi clean-venv help
+.PHONY: run test venv check-env export-check nbtest pytest docs bench-bmi paper-check gpu-check clean-venv help
 
 venv: $(STAMP) ## create or update .venv (checks Python, venv and disk space first)
 
@@ -64,6 +64,13 @@ docs: $(STAMP) ## static HTML of every notebook and an index into _docs/ (nbconv
 
 bench-bmi: $(STAMP) ## BMI benchmark: builds .venv-bmi (BMI's own env), BMI's and misrep's estimators on the same samples -> results/bmi/ (BMI_SEEDS=0)
 	tools/bmi/run.sh
+
+paper-check: $(STAMP) ## every experiment's paper profile, 2 iterations per stage, on the CPU (slow: pytest -m slow)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow tests/test_paper_profiles.py -q -rs
+
+# On a GPU machine without .venv: python3 tools/gpu_check.py --mnist-root DIR (see results/gpu/README.md).
+gpu-check: $(STAMP) ## one GPU, <10 min: full Shapes3D render, it/s of every paper profile, InfoGAN paper x 5 seeds -> results/gpu/ (DRY=1: CPU, tiny; MNIST_ROOT=DIR)
+	$(BIN)/python tools/gpu_check.py $(if $(DRY),--dry --out runs/gpu_check_dry) $(if $(MNIST_ROOT),--mnist-root $(MNIST_ROOT))
 
 clean-venv: ## delete .venv
 	rm -rf $(VENV)
