@@ -89,6 +89,9 @@ EXPERIMENTS = {
     "shapes3d_benchmark": Experiment("34_shapes3d_benchmark.ipynb", "misrep.benchmark:BenchmarkRunConfig",
                                      "misrep.benchmark:BENCHMARK_PROFILES", rename=(("beta", "bvae.beta"),), table="benchmark",
                                      about="Shapes3D: shared/exclusive vs Deep InfoMax, beta-VAE, VAE on disentanglement metrics"),
+    "colored_mnist": Experiment("35_colored_mnist.ipynb", "misrep.colored_mnist_model:ColoredMNISTRunConfig",
+                                "misrep.colored_mnist_model:CMNIST_PROFILES", table="probe_accuracy",
+                                about="colored MNIST pairs: shared digit, exclusive colours (Sanchez et al. 2020, first experiment)"),
 }
 
 # %% ../nbs/06_cli.ipynb #087107b5
