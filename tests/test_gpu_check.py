@@ -1,0 +1,90 @@
+"""tools/gpu_check.py: the GPU script's --dry mode (the same script on the CPU with tiny settings: a 960-image render
+and build, every step case at the smoke profile, InfoGAN smoke for 2 seeds as 2 processes), and its plain notebook
+executor (parameters injected as papermill does, unknown ones refused)."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import REPO, write_fake_mnist
+
+sys.path.insert(0, str(REPO / "tools"))
+import gpu_check  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def dry(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpu_dry")
+    write_fake_mnist(root / "data", n_train=600, n_test=100)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MISREP_CACHE": str(root / "cache")}
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--dry", "--out", str(root / "out"),
+                        "--mnist-root", str(root / "data")], env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return root / "out"
+
+
+def test_dry_run_every_phase(dry):
+    s = json.loads((dry / "summary.json").read_text())
+    assert s["ok"] and s["dry"] and s["device"] == "cpu"
+    for phase in ("machine", "render_in_memory", "steps", "infogan", "build"): assert s[phase]["ok"], (phase, s[phase])
+    assert json.loads((dry / "machine.json").read_text())["torch"] == torch.__version__
+    assert s["render_in_memory"]["images"] == 960 and s["build"]["images"] == 960
+    assert "OK, 960 images" in s["build"]["check"] and s["build"]["read_gb"] == pytest.approx(960 * 64 * 64 * 3 / 1e9)
+    assert (dry / "report.md").read_text().startswith("# misrep GPU check (dry run on the CPU)")
+
+
+def test_dry_run_measures_every_step_case(dry):
+    import bench_steps
+    t = pd.read_csv(dry / "steps_smoke.csv", dtype={"negatives": str})
+    timed = t[t.it_s.notna()]
+    assert set(timed.case) == set(bench_steps.CASES) and (timed.negatives == "all").all()
+    assert (timed.it_s > 0).all() and all(math.isclose(a * b, 1, rel_tol=1e-9) for a, b in zip(timed.it_s, timed.s_per_it))
+    assert (timed.batch == timed.case.map(lambda c: 16 if c.startswith("dim") or c == "mi_staircase"
+                                          else 32 if "infogan" in c else 8)).all()   # the smoke profiles' batch sizes
+    assert t[t.it_s.isna()].note.notna().all()          # K = 1 where a case has no negatives setting: said, not timed
+
+
+def test_dry_run_infogan_seeds_ran_as_separate_processes(dry):
+    acc = pd.read_csv(dry / "infogan_paper" / "accuracy.csv", index_col=0)
+    assert list(acc.index) == ["0", "1", "mean", "std"]
+    for col in ("acc_generator", "acc_encoder"):
+        assert acc[col].iloc[:2].between(0, 1).all()
+        assert acc.loc["mean", col] == pytest.approx(acc[col].iloc[:2].mean())
+    for s in (0, 1):
+        d = dry / "infogan_paper" / f"seed{s}"
+        cfg = json.loads((d / "config.json").read_text())
+        assert (cfg["seed"], cfg["n_seeds"], cfg["steps"], cfg["profile"]) == (s, 1, 4, "smoke")
+        assert json.loads((d / "summary.json").read_text())["seeds"] == [s]
+        assert pd.read_csv(d / "metrics.csv").step.max() == 4
+        assert acc.loc[str(s), "acc_encoder"] == pytest.approx(pd.read_csv(d / "tables" / "accuracy.csv", index_col=0).loc[str(s), "acc_encoder"])
+
+
+def _notebook(path, cells):
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]} if i == 0 else {}, "source": src,
+                     "outputs": [], "execution_count": None} for i, src in enumerate(cells)],
+          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def test_exec_notebook_injects_parameters(tmp_path):
+    nb = _notebook(tmp_path / "n.ipynb", ["a = 1\nb = 'x'", "c = a * 10\nd = b + '!'"])
+    ns = gpu_check.exec_notebook(nb, {"a": 4})
+    assert (ns["c"], ns["d"]) == (40, "x!")
+    with pytest.raises(ValueError, match=r"no parameters \['z'\]"): gpu_check.exec_notebook(nb, {"z": 1})
+
+
+def test_missing_mnist_says_where(tmp_path):
+    with pytest.raises(FileNotFoundError, match="MNIST not found"): gpu_check.prepare_mnist(tmp_path)
+    write_fake_mnist(tmp_path, n_train=3, n_test=2)
+    raw = tmp_path / "MNIST" / "raw"
+    import gzip
+    data = (raw / "t10k-labels-idx1-ubyte").read_bytes()
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(data)); (raw / "t10k-labels-idx1-ubyte").unlink()
+    assert gpu_check.prepare_mnist(tmp_path) == tmp_path and (raw / "t10k-labels-idx1-ubyte").read_bytes() == data
