@@ -116,6 +116,13 @@ def mutual_info_matrix(bins, # (N, D) discrete codes (e.g. `histogram_discretize
     return np.maximum(m, 0.)
 
 # %% ../nbs/03a_metrics.ipynb #ed5be73f
+def _binned_mi(codes, classes, n_samples: int, n_bins: int, seed: int, min_dims: int = 1, name: str = "") -> tuple:
+    "(D, K) MI between each binned code dim and each factor on `n_samples` random rows, and those rows' classes."
+    z, y = check_factor_data(codes, classes, n_samples)
+    if z.shape[1] < min_dims: raise ValueError(f"{name} needs at least {min_dims} code dims, got {z.shape[1]}.")
+    rows, = _split(len(z), [n_samples], seed)
+    return mutual_info_matrix(histogram_discretize(z[rows], n_bins), y[rows]), y[rows]
+
 def mig(codes, # (N, D) codes, numpy or torch
         classes, # (N, K) factor classes
         n_samples: int = 10_000, # random rows used (disentanglement_lib: 10,000)
@@ -123,12 +130,9 @@ def mig(codes, # (N, D) codes, numpy or torch
         seed: int = 0, # which rows
        ) -> float:
     "Mutual information gap: per factor, the MI gap between its two most informative dims over H(factor), averaged."
-    z, y = check_factor_data(codes, classes, n_samples)
-    if z.shape[1] < 2: raise ValueError(f"MIG needs at least 2 code dims, got {z.shape[1]}.")
-    rows, = _split(len(z), [n_samples], seed)
-    m = mutual_info_matrix(histogram_discretize(z[rows], n_bins), y[rows])  # (D, K)
+    m, y = _binned_mi(codes, classes, n_samples, n_bins, seed, min_dims=2, name="MIG")  # (D, K), (n, K)
     top = np.sort(m, axis=0)[::-1]
-    return float(np.mean((top[0] - top[1]) / discrete_entropy(y[rows])))
+    return float(np.mean((top[0] - top[1]) / discrete_entropy(y)))
 
 # %% ../nbs/03a_metrics.ipynb #894e217a
 def _one_minus_entropy(p, # nonnegative weights
@@ -275,9 +279,7 @@ def modularity(codes, # (N, D) codes, numpy or torch
                seed: int = 0, # which rows
               ) -> float:
     "Modularity (Ridgeway and Mozer): each code dim should carry information about one factor only."
-    z, y = check_factor_data(codes, classes, n_samples)
-    rows, = _split(len(z), [n_samples], seed)
-    return modularity_from_mi(mutual_info_matrix(histogram_discretize(z[rows], n_bins), y[rows]))
+    return modularity_from_mi(_binned_mi(codes, classes, n_samples, n_bins, seed)[0])
 
 # %% ../nbs/03a_metrics.ipynb #4aee1c53
 def explicitness(codes, # (N, D) codes, numpy or torch
