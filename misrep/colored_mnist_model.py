@@ -59,21 +59,11 @@ class TwoDomainSharedStage(SharedStage):
     def __init__(self, cfg: SharedExclusiveConfig = None, # architecture and weights
                 ):
         super().__init__(cfg or ColoredMNISTModelConfig())   # X's encoder and statistics networks
-        cfg = self.cfg
-        self.encoder_y = ConvEncoder(cfg.shared_dim, cfg.channels, cfg.image_size)
-        C, hw = self.encoder_y.map_channels, self.encoder_y.map_size
-        self.global_critic_y = SEGlobalCritic(C, hw, cfg.shared_dim, cfg.global_convs, cfg.critic_hidden)
-        self.local_critic_y = SELocalCritic(C, cfg.shared_dim, cfg.critic_hidden)
+        self.encoder_y, self.global_critic_y, self.local_critic_y = self.new_domain_networks()   # Y's own
 
-    def scores(self, x: torch.Tensor, # images X (B, 3, H, W)
-               y: torch.Tensor, # their partners Y (B, 3, H, W), the other domain
-              ) -> dict:
-        "Switched score matrices, each domain's map scored by its own networks against the other's code."
-        m_x, s_x = self.encoder(x)                          # M_X (B,C,h,w), S_X (B,D)
-        m_y, s_y = self.encoder_y(y)                        # M_Y, S_Y
-        return dict(global_xy=self.global_critic(m_x, s_y), global_yx=self.global_critic_y(m_y, s_x),   # (B, B)
-                    local_xy=self.local_critic(m_x, s_y), local_yx=self.local_critic_y(m_y, s_x),       # (B, B, L)
-                    s_x=s_x, s_y=s_y)
+    def y_networks(self) -> tuple:
+        "Y's own encoder and statistics networks: each domain's map is scored by its own networks against the other's code."
+        return self.encoder_y, self.global_critic_y, self.local_critic_y
 
 # %% ../nbs/21a_colored_mnist_model.ipynb #95c047c4
 class TwoDomainExclusiveStage(ExclusiveStage):

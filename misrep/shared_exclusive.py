@@ -116,20 +116,30 @@ class SharedStage(nn.Module):
     def __init__(self, cfg: SharedExclusiveConfig = None, # architecture and weights
                 ):
         super().__init__()
-        self.cfg = cfg = cfg or SharedExclusiveConfig()
-        self.encoder = ConvEncoder(cfg.shared_dim, cfg.channels, cfg.image_size)
-        C, hw = self.encoder.map_channels, self.encoder.map_size
-        self.global_critic = SEGlobalCritic(C, hw, cfg.shared_dim, cfg.global_convs, cfg.critic_hidden)
-        self.local_critic = SELocalCritic(C, cfg.shared_dim, cfg.critic_hidden)
+        self.cfg = cfg or SharedExclusiveConfig()
+        self.encoder, self.global_critic, self.local_critic = self.new_domain_networks()
+
+    def new_domain_networks(self) -> tuple:
+        "One domain's encoder and its global and local statistics networks, built from `cfg`."
+        cfg = self.cfg
+        encoder = ConvEncoder(cfg.shared_dim, cfg.channels, cfg.image_size)
+        C, hw = encoder.map_channels, encoder.map_size
+        return (encoder, SEGlobalCritic(C, hw, cfg.shared_dim, cfg.global_convs, cfg.critic_hidden),
+                SELocalCritic(C, cfg.shared_dim, cfg.critic_hidden))
+
+    def y_networks(self) -> tuple:
+        "The networks of Y's side: here X's own (one encoder for both; a two-domain stage overrides this)."
+        return self.encoder, self.global_critic, self.local_critic
 
     def scores(self, x: torch.Tensor, # images X (B, 3, H, W)
                y: torch.Tensor, # their partners Y (B, 3, H, W)
               ) -> dict:
         "Switched score matrices (X's map vs Y's code and Y's map vs X's code) and the two shared codes."
+        encoder_y, global_critic_y, local_critic_y = self.y_networks()
         m_x, s_x = self.encoder(x)                         # M_X (B,C,h,w), S_X (B,D)
-        m_y, s_y = self.encoder(y)                         # M_Y, S_Y
-        return dict(global_xy=self.global_critic(m_x, s_y), global_yx=self.global_critic(m_y, s_x),   # (B, B)
-                    local_xy=self.local_critic(m_x, s_y), local_yx=self.local_critic(m_y, s_x),       # (B, B, L)
+        m_y, s_y = encoder_y(y)                            # M_Y, S_Y
+        return dict(global_xy=self.global_critic(m_x, s_y), global_yx=global_critic_y(m_y, s_x),   # (B, B)
+                    local_xy=self.local_critic(m_x, s_y), local_yx=local_critic_y(m_y, s_x),       # (B, B, L)
                     s_x=s_x, s_y=s_y)
 
     def forward(self, x: torch.Tensor, # images X (B, 3, H, W)
