@@ -220,7 +220,9 @@ def cmnist_splits(cfg: ColoredMNISTRunConfig, # the run's settings
     if cfg.train_subset: tr = tr[:cfg.train_subset]
     if len(tr) < cfg.batch_size: raise ValueError(f"batch_size={cfg.batch_size} is larger than the {len(tr)} training pairs.")
     if cfg.validation: scored = (train_pairs, va)
-    else: scored = (ColoredMNISTPairs.from_mnist(train=False, **kw), torch.arange(10_000))
+    else:
+        test_pairs = ColoredMNISTPairs.from_mnist(train=False, **kw)
+        scored = (test_pairs, torch.arange(len(test_pairs)))   # every test pair (10,000 for MNIST)
     rows = scored[1][:cfg.eval_size] if cfg.eval_size else scored[1]
     return {"train": (train_pairs, tr), "scored": (scored[0], rows), "scored_on": "validation" if cfg.validation else "test"}
 
