@@ -8,9 +8,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .estimators import check_negatives, sample_negatives
+
 # %% auto #0
 __all__ = ['mlp', 'ConcatCritic', 'DotCritic', 'SeparableCritic', 'map_locations', 'GlobalMapCritic', 'LocalConcatCritic',
-           'LocalDotCritic', 'MLPDiscriminator']
+           'LocalDotCritic', 'score_pairs', 'MLPDiscriminator']
 
 # %% ../nbs/05_blocks.ipynb #dddd6082
 def mlp(d_in: int, # input size
@@ -56,6 +58,19 @@ class ConcatCritic(nn.Module):
         u = self.first_y(y).view(y.shape[0], *([1] * (x.dim() - 2)), -1)
         return self.head(self.first_x(x) + u).squeeze(-1)
 
+    def sampled(self, x: torch.Tensor, # (B, *L, dim_x)
+                y: torch.Tensor, # (B, dim_y), y[i] paired with x[i]
+                idx: torch.Tensor, # (B, K) negatives of each row (misrep.estimators.sample_negatives)
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        "(positives (B, *L), negatives (B, K, *L)): rows anchored on x_i (no location axes) or on y_i (local)."
+        B, ones = x.shape[0], [1] * (x.dim() - 2)
+        cols = torch.cat([torch.arange(B, device=idx.device)[:, None], idx], 1)   # (B, 1+K): column 0 the positive
+        a, u = self.first_x(x), self.first_y(y)                                  # (B, *L, H), (B, H)
+        if x.dim() == 2: h = a[:, None] + u[cols]                                # a_i + u_{c_ik}          (B, 1+K, H)
+        else: h = a[cols] + u.view(B, 1, *ones, -1)                              # a_{c_jk}^(l) + u_j      (B, 1+K, *L, H)
+        s = self.head(h).squeeze(-1)                                             # (B, 1+K, *L)
+        return s[:, 0], s[:, 1:]
+
 # %% ../nbs/05_blocks.ipynb #4f74c894
 class DotCritic(nn.Module):
     "T(x, y) = scale * phi(x) . psi(y): all pairs (and locations) from one matrix product."
@@ -78,6 +93,19 @@ class DotCritic(nn.Module):
         "Scores of aligned pairs, (B, *L)."
         v = self.embed_y(y).view(y.shape[0], *([1] * (x.dim() - 2)), -1)
         return (self.embed_x(x) * v).sum(-1) * self.scale
+
+    def sampled(self, x: torch.Tensor, # (B, *L, d_x)
+                y: torch.Tensor, # (B, d_y)
+                idx: torch.Tensor, # (B, K) negatives of each row
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        "(positives (B, *L), negatives (B, K, *L)), anchored as ConcatCritic.sampled."
+        B, ones = x.shape[0], [1] * (x.dim() - 2)
+        cols = torch.cat([torch.arange(B, device=idx.device)[:, None], idx], 1)   # (B, 1+K)
+        u, v = self.embed_x(x), self.embed_y(y)                                  # (B, *L, d), (B, d)
+        if x.dim() == 2: s = (u[:, None] * v[cols]).sum(-1)                      # (B, 1+K)
+        else: s = (u[cols] * v.view(B, 1, *ones, -1)).sum(-1)                    # (B, 1+K, *L)
+        s = s * self.scale
+        return s[:, 0], s[:, 1:]
 
 class SeparableCritic(DotCritic):
     "Poole et al.'s separable critic: T(x, y) = g(x) . h(y) with MLP embeddings."
@@ -115,6 +143,7 @@ class GlobalMapCritic(nn.Module):
         return self.critic(self.conv(fmap), code)
 
     def pair(self, fmap, code): return self.critic.pair(self.conv(fmap), code)
+    def sampled(self, fmap, code, idx): return self.critic.sampled(self.conv(fmap), code, idx)
 
 class LocalConcatCritic(ConcatCritic):
     "Concat-and-convolve: 1x1 convs on [M^(l); tiled code] at every location; scores (B, B', h*w)."
@@ -123,6 +152,7 @@ class LocalConcatCritic(ConcatCritic):
                ) -> torch.Tensor:
         return super().forward(map_locations(fmap), code)
     def pair(self, fmap, code): return super().pair(map_locations(fmap), code)
+    def sampled(self, fmap, code, idx): return super().sampled(map_locations(fmap), code, idx)
 
 class LocalDotCritic(DotCritic):
     "Encode-and-dot-product on every location of a map; scores (B, B', h*w)."
@@ -131,6 +161,19 @@ class LocalDotCritic(DotCritic):
                ) -> torch.Tensor:
         return super().forward(map_locations(fmap), code)
     def pair(self, fmap, code): return super().pair(map_locations(fmap), code)
+    def sampled(self, fmap, code, idx): return super().sampled(map_locations(fmap), code, idx)
+
+# %% ../nbs/05_blocks.ipynb #da31421e
+def score_pairs(critic: nn.Module, # a critic with forward(x, y) (all pairs) and sampled(x, y, idx)
+                x: torch.Tensor, # (B, ...) samples or feature maps
+                y: torch.Tensor, # (B, D) codes, y[i] paired with x[i]
+                negatives: str | int = "all", # "all", or K negatives drawn per positive
+                generator: torch.Generator | None = None, # CPU generator of the draw (the trainer's step generator)
+               ):
+    "All-pairs scores (B, B, *L) for 'all'; (positives, negatives) of K drawn negatives per positive otherwise."
+    K = check_negatives(negatives, x.shape[0])
+    if K == "all": return critic(x, y)
+    return critic.sampled(x, y, sample_negatives(x.shape[0], K, generator, x.device))
 
 # %% ../nbs/05_blocks.ipynb #5a6d7ea5
 class MLPDiscriminator(nn.Module):

@@ -17,6 +17,7 @@ import torch.nn as nn
 from .colored_mnist import N_COLOURS, ColoredMNISTPairs
 from .core import RunConfig, load_checkpoint
 from .dim import epoch_order, validation_split
+from .blocks import score_pairs
 from .estimators import jsd_bound
 from .train import Trainer, restore_state
 from .shared_exclusive import (ConvEncoder, ExclusiveStage, SEDiscriminator, SEGlobalCritic, SELocalCritic,
@@ -127,7 +128,9 @@ def domain_terms(stage: TwoDomainExclusiveStage, # the stage-2 model
     with torch.no_grad(): _, s = shared(img)                  # S_d (B, Ds), frozen
     m, e = enc(img)                                           # M^e_d (B,C,h,w), E_d (B, De)
     r = torch.cat([s, e], 1)                                  # R_d = (S_d, E_d)
-    return jsd_bound(gc(m, r)), jsd_bound(lc(m, r)), adversarial_term(disc, s, e, generator), s.detach(), e.detach()
+    neg = stage.cfg.negatives                                  # "all", or K negatives drawn from the generator
+    return (jsd_bound(score_pairs(gc, m, r, neg, generator)), jsd_bound(score_pairs(lc, m, r, neg, generator)),
+            adversarial_term(disc, s, e, generator), s.detach(), e.detach())
 
 # %% ../nbs/21a_colored_mnist_model.ipynb #ef27cb70
 def pair_batches(pairs: ColoredMNISTPairs, # the training pairs

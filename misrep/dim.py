@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import GlobalMapCritic, LocalConcatCritic, LocalDotCritic, MLPDiscriminator, mlp
+from .blocks import GlobalMapCritic, LocalConcatCritic, LocalDotCritic, MLPDiscriminator, mlp, score_pairs
 from .core import RunConfig, get_device
-from .estimators import dv_bound, infonce_bound, jsd_bound
+from .estimators import check_negatives, dv_bound, infonce_bound, jsd_bound
 from .evaluation import encode, nearest_neighbours, probe_table, to_float
 from .images import load_images
 from .train import Trainer
@@ -64,6 +64,7 @@ class DIMConfig:
     n_classes: int = 10 # classes of the supervised objective's classifier
     lr: float = 1e-4 # Adam learning rate of encoder and critics (and classifier)
     disc_lr: float = 1e-4 # Adam learning rate of the prior discriminator
+    negatives: str | int = "all" # pairs the critics score: "all", or K negatives drawn per positive
 
     def __post_init__(self):
         for name, allowed in [("objective", OBJECTIVES), ("estimator", ESTIMATORS), ("critic", LOCAL_CRITICS)]:
@@ -73,6 +74,7 @@ class DIMConfig:
         if min(a, b, g) < 0 or (a + b == 0 and self.objective != "supervised"):
             raise ValueError(f"need alpha, beta, gamma >= 0 and alpha + beta > 0; got {a}, {b}, {g}.")
         self.prior_hidden = tuple(self.prior_hidden)
+        check_negatives(self.negatives)
 
     def weights(self) -> tuple[float, float, float]:
         "(alpha, beta, gamma), None replaced by the objective's value."
@@ -187,11 +189,12 @@ class DeepInfoMax(nn.Module):
         self.classifier = nn.Linear(cfg.code_dim, cfg.n_classes) if cfg.objective == "supervised" else None
 
     def forward(self, x: torch.Tensor, # (B, C, 32, 32) pixels in [0, 1]
+                generator: torch.Generator | None = None, # draws the negatives when cfg.negatives is an integer
                ) -> dict[str, torch.Tensor]:
-        "Encoder features plus the score matrices, global (B, B) and local (B, B, M^2), or the class logits."
-        f = self.encoder(x)
-        if self.global_critic is not None: f["global_scores"] = self.global_critic(f["conv"], f["y"])
-        if self.local_critic is not None: f["local_scores"] = self.local_critic(f["local"], f["y"])
+        "Encoder features plus the scores, global (B, B) and local (B, B, M^2) (or (pos, neg) pairs), or the class logits."
+        f, neg = self.encoder(x), self.cfg.negatives
+        if self.global_critic is not None: f["global_scores"] = score_pairs(self.global_critic, f["conv"], f["y"], neg, generator)
+        if self.local_critic is not None: f["local_scores"] = score_pairs(self.local_critic, f["local"], f["y"], neg, generator)
         if self.classifier is not None: f["logits"] = self.classifier(f["y"])
         return f
 
@@ -200,11 +203,12 @@ def dim_loss(model: DeepInfoMax, # encoder and critics (or classifier)
              disc: MLPDiscriminator | None, # prior discriminator (gamma > 0)
              x: torch.Tensor, # (B, C, 32, 32) pixels in [0, 1]
              labels: torch.Tensor | None = None, # (B,) classes, for the supervised objective only
+             generator: torch.Generator | None = None, # draws the negatives when cfg.negatives is an integer
             ) -> tuple[torch.Tensor, dict, dict]:
     "The encoder's loss -alpha I_G - beta I_L + gamma L_prior (or the cross-entropy), its terms, and the features."
     cfg, bound = model.cfg, ESTIMATORS[model.cfg.estimator]
     alpha, beta, gamma = cfg.weights()
-    f = model(x)
+    f = model(x) if cfg.negatives == "all" else model(x, generator)   # all pairs: no draw
     loss, stats = x.new_zeros(()), {}
     if cfg.objective == "supervised":
         if labels is None: raise ValueError("the supervised objective needs labels; got labels=None.")
@@ -231,10 +235,10 @@ def dim_optimizers(model: DeepInfoMax, disc: MLPDiscriminator | None) -> dict:
 def dim_update(model: DeepInfoMax, disc: MLPDiscriminator | None, opts: dict, # from dim_optimizers
                x: torch.Tensor, # (B, C, 32, 32) pixels in [0, 1]
                labels: torch.Tensor | None = None, # (B,) classes (supervised objective)
-               generator: torch.Generator | None = None, # CPU generator of the prior samples
+               generator: torch.Generator | None = None, # CPU generator of the negatives (if drawn) and prior samples
               ) -> dict[str, torch.Tensor]:
     "One Adam step of encoder + critics, then one of the prior discriminator (adversarial); 0-d tensors."
-    loss, stats, f = dim_loss(model, disc, x, labels)
+    loss, stats, f = dim_loss(model, disc, x, labels, generator)
     opts["model"].zero_grad(set_to_none=True); loss.backward(); opts["model"].step()
     out = {k: v.detach() for k, v in stats.items()}
     if disc is not None:
@@ -276,6 +280,7 @@ class DIMRunConfig(RunConfig):
         if self.eval_split not in ("test", "val"): raise ValueError(f"eval_split must be 'test' or 'val'; got {self.eval_split!r}.")
         if self.eval_split == "val" and self.val_size <= 0: raise ValueError("eval_split='val' needs val_size > 0 (a validation split).")
         if self.batch_size < 2: raise ValueError(f"batch_size must be >= 2 (a positive and a negative); got {self.batch_size}.")
+        check_negatives(self.model.negatives, self.batch_size)
         for k in ("val_size", "train_subset", "max_steps", "probe_train_size", "probe_test_size"):
             if getattr(self, k) < 0: raise ValueError(f"{k} must be >= 0 (0: no limit); got {getattr(self, k)}.")
         channels = 1 if str(self.dataset).lower() == "mnist" else 3  # image folders are read as RGB
@@ -289,6 +294,7 @@ class DIMRunConfig(RunConfig):
     def names(self):
         m = self.model
         tag = "supervised" if m.objective == "supervised" else f"{m.objective.replace('+', '_')}_{m.estimator}_{m.critic}"
+        if m.negatives != "all" and m.objective != "supervised": tag += f"_neg{m.negatives}"   # only a non-default setting shows
         return {"model": tag, "dataset": self.dataset_name()}
 
 # %% ../nbs/20_dim.ipynb #fe0cb1d4

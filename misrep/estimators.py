@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['check_scores', 'gaussian_mi', 'rho_for_mi', 'sample_correlated_gaussians', 'gaussian_log_ratio', 'dv_bound',
-           'mine_bound', 'MINE', 'nwj_bound', 'tuba_bound', 'infonce_bound', 'jsd_bound', 'smile_bound',
-           'loo_logsumexp', 'alpha_bound', 'infogan_li_categorical', 'infogan_li_gaussian', 'pairwise_sq_dists',
-           'median_distance', 'gaussian_kernel', 'hsic']
+__all__ = ['check_scores', 'check_negatives', 'sample_negatives', 'check_sampled', 'gaussian_mi', 'rho_for_mi',
+           'sample_correlated_gaussians', 'gaussian_log_ratio', 'dv_bound', 'mine_bound', 'MINE', 'nwj_bound',
+           'tuba_bound', 'infonce_bound', 'jsd_bound', 'smile_bound', 'loo_logsumexp', 'alpha_bound',
+           'infogan_li_categorical', 'infogan_li_gaussian', 'pairwise_sq_dists', 'median_distance', 'gaussian_kernel',
+           'hsic']
 
 # %% ../nbs/01_estimators.ipynb #a457df4f
 def check_scores(scores: torch.Tensor, # (B, B) or (B, B, *L) critic scores
@@ -37,6 +39,55 @@ def _pos_neg(scores: torch.Tensor):
     B = scores.shape[0]
     eye = torch.eye(B, dtype=torch.bool, device=scores.device)
     return scores[eye], scores[~eye]
+
+# %% ../nbs/01_estimators.ipynb #618a5030
+def check_negatives(negatives, # "all" or an integer K >= 1 of negatives per positive
+                    batch_size: int | None = None, # B, when known: K must be at most B - 1
+                   ) -> str | int:
+    "Validate a negatives setting: 'all', or an int K with 1 <= K <= B - 1; returns it."
+    if isinstance(negatives, str):
+        if negatives == "all": return negatives
+        raise ValueError(f"negatives must be 'all' or an integer K >= 1 of negatives per positive; got {negatives!r}.")
+    if isinstance(negatives, bool) or not isinstance(negatives, numbers.Integral):
+        raise ValueError(f"negatives must be 'all' or an integer K >= 1; got {negatives!r} ({type(negatives).__name__}).")
+    K = int(negatives)
+    if K < 1: raise ValueError(f"negatives must be 'all' or an integer K >= 1; got K = {K}.")
+    if batch_size is not None and K >= batch_size:
+        raise ValueError(f"negatives: K = {K} needs K <= B - 1 = {batch_size - 1} (the other rows of a batch of {batch_size}); "
+                         "use 'all' for every pair.")
+    return K
+
+def sample_negatives(batch_size: int, # B
+                     negatives: int, # K, 1 <= K <= B - 1
+                     generator: torch.Generator | None = None, # CPU generator of the draw (None: torch's global one)
+                     device=None, # where the indices go
+                    ) -> torch.Tensor:
+    "(B, K) long indices: row i holds K distinct rows other than i, uniformly drawn without replacement."
+    K = check_negatives(negatives, batch_size)
+    if K == "all": raise ValueError("sample_negatives draws an integer K of negatives; 'all' needs no draw.")
+    # a uniformly random order of the offsets 1..B-1 from each row, cut after K
+    off = torch.rand(batch_size, batch_size - 1, generator=generator).argsort(1)[:, :K] + 1   # (B, K)
+    return ((torch.arange(batch_size)[:, None] + off) % batch_size).to(device)                 # (B, K), never i
+
+def check_sampled(scores: tuple, # (pos (B, *L), neg (B, K, *L))
+                  name: str = "scores", # the caller's name, for the message
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    "Validate sampled scores: positives (B, *L) and negatives (B, K, *L), floating point, no NaN."
+    if len(scores) != 2 or not all(torch.is_tensor(t) for t in scores):
+        raise TypeError(f"{name}: expected a (positives, negatives) pair of tensors; got {type(scores).__name__} of {len(scores)}.")
+    pos, neg = scores
+    if pos.dim() < 1 or neg.dim() != pos.dim() + 1 or neg.shape[0] != pos.shape[0] or neg.shape[2:] != pos.shape[1:] or neg.shape[1] < 1:
+        raise ValueError(f"{name}: expected positives (B, *L) and negatives (B, K, *L) with K >= 1; got "
+                         f"{tuple(pos.shape)} and {tuple(neg.shape)}.")
+    if not (pos.is_floating_point() and neg.is_floating_point()): raise TypeError(f"{name}: expected floating-point scores.")
+    if torch.isnan(pos).any() or torch.isnan(neg).any():
+        raise ValueError(f"{name}: scores contain NaN; check the critic's inputs and learning rate.")
+    return pos, neg
+
+def _split(scores, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    "Positives and negatives of all-pairs scores (B, B, *L) or of sampled scores (pos, neg)."
+    if isinstance(scores, tuple): return check_sampled(scores, name)
+    return _pos_neg(check_scores(scores, name))
 
 # %% ../nbs/01_estimators.ipynb #185d987a
 def gaussian_mi(rho: float, # per-dimension correlation, |rho| < 1
@@ -70,10 +121,10 @@ def gaussian_log_ratio(x: torch.Tensor, # (B, d)
     return -x.shape[1] / 2 * math.log(s2) - d2 / (2 * s2) + (y ** 2).sum(-1)[None, :] / 2
 
 # %% ../nbs/01_estimators.ipynb #7c2a4994
-def dv_bound(scores: torch.Tensor, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j)
+def dv_bound(scores: torch.Tensor | tuple, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j); or (pos, neg) sampled
             ) -> torch.Tensor:
     "Donsker-Varadhan bound: mean(diag) - log mean_{i != j} exp(scores[i, j]) (nats)."
-    pos, neg = _pos_neg(check_scores(scores, "dv_bound"))
+    pos, neg = _split(scores, "dv_bound")
     # $\mathbb{E}_p[T]$
     e_pos = pos.mean()
     # $\log \mathbb{E}_{p_x p_y}[e^T]$
@@ -122,10 +173,10 @@ class MINE(nn.Module):
         return est
 
 # %% ../nbs/01_estimators.ipynb #106b8c2f
-def nwj_bound(scores: torch.Tensor, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j)
+def nwj_bound(scores: torch.Tensor | tuple, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j); or (pos, neg) sampled
              ) -> torch.Tensor:
     "NWJ bound: mean(diag) - exp(-1) * mean_{i != j} exp(scores[i, j]) (nats)."
-    pos, neg = _pos_neg(check_scores(scores, "nwj_bound"))
+    pos, neg = _split(scores, "nwj_bound")
     # $e^{-1}\,\mathbb{E}_{p_x p_y}[e^{T}]$, as $\exp(\operatorname{logsumexp}(T - 1) - \log n)$
     e_neg = torch.exp(torch.logsumexp(neg.flatten() - 1, 0) - math.log(neg.numel()))
     return pos.mean() - e_neg
@@ -150,9 +201,22 @@ def tuba_bound(scores: torch.Tensor, # (B, B), scores[i, j] = T(x_i, y_j)
     return nwj_bound(scores - lb[None, :] + 1)
 
 # %% ../nbs/01_estimators.ipynb #9d4fa0ea
-def infonce_bound(scores: torch.Tensor, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j)
+def _infonce_sampled(scores: tuple) -> torch.Tensor:
+    "infoNCE on sampled scores: each row's positive against its own K negatives (global) or its K negatives' L locations (local)."
+    pos, neg = check_sampled(scores, "infonce_bound")
+    K = neg.shape[1]
+    if pos.dim() == 1:
+        # $T(x_i, y_i) - \log(e^{T(x_i, y_i)} + \sum_k e^{T(x_i, y_{j_{ik}})})$
+        return (pos - torch.logsumexp(torch.cat([pos[:, None], neg], 1), 1)).mean() + math.log(K + 1)
+    p, n = pos.flatten(1), neg.flatten(2)  # (B, L), (B, K, L): row j = code j, its K negative images' locations
+    neg_lse = torch.logsumexp(n.flatten(1), dim=1)  # (B,)
+    denom = torch.logaddexp(p, neg_lse[:, None])  # (B, L)
+    return (p - denom).mean() + math.log(1 + K * p.shape[1])
+
+def infonce_bound(scores: torch.Tensor | tuple, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j); or (pos, neg) sampled
                  ) -> torch.Tensor:
     "infoNCE bound: mean_i [scores[i, i] - logsumexp_j scores[i, j]] + log B (nats; local: DIM's negatives)."
+    if isinstance(scores, tuple): return _infonce_sampled(scores)
     check_scores(scores, "infonce_bound")
     B = scores.shape[0]
     if scores.dim() == 2:
@@ -170,10 +234,10 @@ def infonce_bound(scores: torch.Tensor, # (B, B) or (B, B, *L), scores[i, j] = T
     return (pos - denom).mean() + math.log(1 + (B - 1) * L)
 
 # %% ../nbs/01_estimators.ipynb #7335da56
-def jsd_bound(scores: torch.Tensor, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j)
+def jsd_bound(scores: torch.Tensor | tuple, # (B, B) or (B, B, *L), scores[i, j] = T(x_i, y_j); or (pos, neg) sampled
              ) -> torch.Tensor:
     "Deep InfoMax JSD estimator: mean(-softplus(-diag)) - mean_{i != j} softplus(scores[i, j])."
-    pos, neg = _pos_neg(check_scores(scores, "jsd_bound"))
+    pos, neg = _split(scores, "jsd_bound")
     # $\mathbb{E}_p[-\operatorname{sp}(-T)] - \mathbb{E}_{p_xp_y}[\operatorname{sp}(T)]$
     return (-F.softplus(-pos)).mean() - F.softplus(neg).mean()
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .blocks import GlobalMapCritic, LocalConcatCritic, MLPDiscriminator
+from .blocks import GlobalMapCritic, LocalConcatCritic, MLPDiscriminator, score_pairs
 from .core import DataNotFoundError, RunConfig
-from .estimators import jsd_bound
+from .estimators import check_negatives, jsd_bound
 from .shapes3d import SHARED_FACTORS, split_by_image
 from .train import Trainer
 
@@ -44,9 +44,11 @@ class SharedExclusiveConfig:
     alpha_ex: float = 0.5 # weight of the global MI terms, stage 2
     beta_ex: float = 1.0 # weight of the local MI terms, stage 2
     lambda_adv: float = 0.01 # weight of the adversarial term, stage 2
+    negatives: str | int = "all" # pairs the statistics networks score: "all", or K negatives drawn per positive
 
     def __post_init__(self):
         self.channels, self.global_convs, self.disc_hidden = map(tuple, (self.channels, self.global_convs, self.disc_hidden))
+        check_negatives(self.negatives)
         if self.image_size < 32: raise ValueError(f"image_size must be >= 32 for a 4-conv encoder; got {self.image_size}.")
 
 # %% ../nbs/21_shared_exclusive.ipynb #36769f1a
@@ -133,20 +135,25 @@ class SharedStage(nn.Module):
 
     def scores(self, x: torch.Tensor, # images X (B, 3, H, W)
                y: torch.Tensor, # their partners Y (B, 3, H, W)
+               generator: torch.Generator | None = None, # draws the negatives when cfg.negatives is an integer
               ) -> dict:
-        "Switched score matrices (X's map vs Y's code and Y's map vs X's code) and the two shared codes."
+        "Switched scores (X's map vs Y's code and Y's map vs X's code; matrices, or (pos, neg) pairs) and the shared codes."
         encoder_y, global_critic_y, local_critic_y = self.y_networks()
+        neg = self.cfg.negatives
         m_x, s_x = self.encoder(x)                         # M_X (B,C,h,w), S_X (B,D)
         m_y, s_y = encoder_y(y)                            # M_Y, S_Y
-        return dict(global_xy=self.global_critic(m_x, s_y), global_yx=global_critic_y(m_y, s_x),   # (B, B)
-                    local_xy=self.local_critic(m_x, s_y), local_yx=local_critic_y(m_y, s_x),       # (B, B, L)
+        score = lambda critic, m, s: score_pairs(critic, m, s, neg, generator)   # (B, B[, L]), or ((B[, L]), (B, K[, L]))
+        return dict(global_xy=score(self.global_critic, m_x, s_y), global_yx=score(global_critic_y, m_y, s_x),
+                    local_xy=score(self.local_critic, m_x, s_y), local_yx=score(local_critic_y, m_y, s_x),
                     s_x=s_x, s_y=s_y)
 
     def forward(self, x: torch.Tensor, # images X (B, 3, H, W)
                 y: torch.Tensor, # partners Y sharing X's shared factors
+                generator: torch.Generator | None = None, # draws the negatives when cfg.negatives is an integer
                ) -> tuple[torch.Tensor, dict]:
         "Stage-1 loss (the negative objective) and its terms as detached 0-d tensors."
-        cfg, sc = self.cfg, self.scores(x, y)
+        cfg = self.cfg
+        sc = self.scores(x, y) if cfg.negatives == "all" else self.scores(x, y, generator)   # all pairs: no draw
         # I_G(X; S_Y), I_G(Y; S_X), I_L(X; S_Y), I_L(Y; S_X): JSD bounds on the switched scores
         ig = jsd_bound(sc["global_xy"]) + jsd_bound(sc["global_yx"])
         il = jsd_bound(sc["local_xy"]) + jsd_bound(sc["local_yx"])
@@ -229,15 +236,15 @@ class ExclusiveStage(nn.Module):
 
     def forward(self, x: torch.Tensor, # images X
                 y: torch.Tensor, # partners Y
-                generator: torch.Generator | None = None, # randomness of the shuffles
+                generator: torch.Generator | None = None, # randomness of the shuffles (and of the negatives)
                ) -> tuple[torch.Tensor, dict, tuple]:
         "Encoder loss (negative stage-2 objective), its terms (0-d tensors), and the detached (S_X, E_X, S_Y, E_Y) for D."
         cfg, ig, il, adv, codes = self.cfg, 0., 0., 0., []
         for img in (x, y):
             m, s, e = self.represent(img)
             r = torch.cat([s, e], 1)                                   # R = (S, E)    (B, Ds + De)
-            ig = ig + jsd_bound(self.global_critic(m, r))              # I_G(X; R_X)
-            il = il + jsd_bound(self.local_critic(m, r))               # I_L(X; R_X)
+            ig = ig + jsd_bound(score_pairs(self.global_critic, m, r, cfg.negatives, generator))   # I_G(X; R_X)
+            il = il + jsd_bound(score_pairs(self.local_critic, m, r, cfg.negatives, generator))    # I_L(X; R_X)
             adv = adv + adversarial_term(self.discriminator, s, e, generator)  # L_adv^X
             codes += [s.detach(), e.detach()]
         loss = -(cfg.alpha_ex * ig + cfg.beta_ex * il) + cfg.lambda_adv * adv
@@ -263,7 +270,7 @@ def stage_step(model: nn.Module, # SharedStage (stage 1) or ExclusiveStage (stag
     def step(t: int, g: torch.Generator) -> dict:
         x, y = batch_fn(t)
         if isinstance(model, SharedStage):
-            loss, terms = model(x, y)
+            loss, terms = model(x, y) if model.cfg.negatives == "all" else model(x, y, g)
             opts["model"].zero_grad(set_to_none=True); loss.backward(); opts["model"].step()
             return terms
         loss, terms, codes = model(x, y, g)
@@ -394,6 +401,7 @@ class Shapes3DRunConfig(RunConfig):
         for k in ("steps1", "steps2", "log_every", "ckpt_every"):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be a positive integer; got {getattr(self, k)}.")
         if self.batch_size < 2: raise ValueError(f"batch_size must be >= 2 (the negatives are the other pairs); got {self.batch_size}.")
+        check_negatives(self.model.negatives, self.batch_size)
         if self.data and not Path(self.data).expanduser().is_file():
             raise DataNotFoundError(f"data={self.data!r}: no such file. Pass the path of DeepMind's 3dshapes.h5 (or a file "
                                     "in its layout), or data='' to render the images the run needs.")
@@ -401,7 +409,8 @@ class Shapes3DRunConfig(RunConfig):
     def names(self) -> dict:
         "Run-name parts: the model, and the data (the file's stem, or 'rendered'; '_validation' when scored on validation)."
         data = Path(self.data).stem if self.data else "rendered"
-        return {"model": "shared_exclusive", "dataset": data + ("_validation" if self.validation else "")}
+        neg = "" if self.model.negatives == "all" else f"_neg{self.model.negatives}"   # only a non-default setting shows
+        return {"model": "shared_exclusive" + neg, "dataset": data + ("_validation" if self.validation else "")}
 
 SHAPES3D_PROFILES = {
     "paper": dict(),  # the dataclass defaults are the paper's settings
