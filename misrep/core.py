@@ -24,7 +24,7 @@ import torch
 # %% auto #0
 __all__ = ['get_device', 'seed_everything', 'cache_dir', 'data_root', 'DataNotFoundError', 'atomic_write', 'save_checkpoint',
            'load_checkpoint', 'rng_state', 'set_rng_state', 'RunDir', 'RunConfig', 'resolve_run_config', 'config_diff',
-           'open_run', 'progress']
+           'open_run', 'check_data', 'progress']
 
 # %% ../nbs/00_core.ipynb #f5fb1817
 def get_device(device: str | torch.device = "auto", # "auto", "cpu", "cuda" or "cuda:N"
@@ -367,6 +367,26 @@ def open_run(cfg: RunConfig, # the resolved run config
     run = RunDir(path, config=cfg)
     if cfg.threads: torch.set_num_threads(int(cfg.threads))
     return run
+
+# %% ../nbs/00_core.ipynb #5a2c3f7e
+def check_data(run: RunDir, # the run folder (from `open_run`)
+               identity: dict, # what identifies the data: JSON values (file name, number of images, versions)
+              ) -> dict:
+    "Write `data.json` for a fresh run; on a resume (checkpoints present) refuse other data, listing what differs."
+    f, ident = run.path / "data.json", _jsonable(identity)
+    ckpts = sorted((run.path / "checkpoints").glob("*.pt")) if (run.path / "checkpoints").is_dir() else []
+    if ckpts:
+        if not f.is_file():
+            raise ValueError(f"{run.path} holds checkpoints but no data.json, so nothing says what data they were trained "
+                             f"on (expected: {ident}). Use another out_dir, or resume=False to start again.")
+        diff = config_diff(json.loads(f.read_text()), ident)
+        if diff:
+            raise ValueError(f"{run.path} holds checkpoints trained on other data:\n  " + "\n  ".join(diff) +
+                             "\nUse another out_dir (out_dir='' derives one from the settings), or resume=False to start again.")
+        return ident
+    tmp = f.with_name(f.name + ".tmp")
+    tmp.write_text(json.dumps(ident, indent=2, sort_keys=True)); os.replace(tmp, f)   # never a half-written data.json
+    return ident
 
 # %% ../nbs/00_core.ipynb #9d41b6e2
 import io
