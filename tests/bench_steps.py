@@ -7,6 +7,18 @@ trainer factories) on random data of the experiment's shapes, runs `--warmup` st
                                 [--negatives all,1] [--variants fp32,bf16,channels_last] [--steps 3] [--warmup 1]
                                 [--threads 1] [--out results/bench]
 
+    python tests/bench_steps.py --parts [--negatives all,1] [--threads 1]
+    python tests/bench_steps.py --against /tmp/neg_f40 [--rounds 3] [--negatives all,1] [--steps 2] [--warmup 1]
+
+`--against REF` (a checkout of another commit, e.g. `git worktree add /tmp/neg_f40 f40841d`) times the Shapes3D stage
+1 and stage 2 steps of the `paper` model (batch 64) in fresh processes, alternating this checkout's code (one process
+per `--negatives` setting) with REF's (all pairs), for `--rounds` rounds; each process runs `--warmup` steps, then times
+`--steps` steps. It writes steps_negatives.csv (every process) and steps_negatives.md (medians over the rounds, each as
+a fraction of REF's median step time of the same stage) under --out, with the command, the machine and the load.
+
+`--parts` times the parts of the Shapes3D `paper` stage-1 step (encoder; global and local statistics networks with the
+JSD bound, one direction, per `--negatives` setting) and writes steps_parts.md under --out.
+
 Writes steps_{profile}.csv and .md under --out (rows appended per device; an existing row of the same case, device,
 setting and variant is replaced) and prints each row. Peak memory: on a GPU `torch.cuda.max_memory_allocated` over the
 case (model, optimisers, data, warm-up and timed steps; the CUDA allocator's peak); on the CPU the growth of the
@@ -15,15 +27,19 @@ process's peak resident set over its resident set before the case was built (Lin
 Not collected by pytest (the file name does not start with test_)."""
 import argparse
 import gc
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from misrep.core import resolve_run_config
+try: from misrep.core import resolve_run_config
+except ImportError: resolve_run_config = None  # an older checkout timed by --against (its processes need none)
 
 BIG = 10 ** 9  # log_every: no metrics row but the last one
 
@@ -200,6 +216,109 @@ def markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- one checkout against another (--against)
+def paired_step(stage: int, negatives="all", batch: int = 64, seed: int = 0):
+    "(step(t) -> None, batch) of the Shapes3D paper model with whichever misrep is on the path (today's or f40841d's API)."
+    import misrep.shared_exclusive as se
+    kw = {} if negatives in (None, "all") else {"negatives": negatives}
+    cfg = se.SharedExclusiveConfig(**kw)
+    imgs = _uint8((512, 3, 64, 64), seed)
+    def batch_fn(t):
+        i, j = torch.randint(0, len(imgs), (2, batch), generator=torch.Generator().manual_seed(t))
+        return imgs[i].float() / 255, imgs[j].float() / 255
+    torch.manual_seed(seed); s1 = se.SharedStage(cfg)
+    model = s1 if stage == 1 else se.ExclusiveStage(s1.encoder, cfg)
+    enc_params = model.parameters() if stage == 1 else model.encoder_parameters()
+    opts = dict(model=torch.optim.Adam(enc_params, lr=1e-4)) if stage == 1 else \
+        dict(encoder=torch.optim.Adam(enc_params, lr=1e-4), disc=torch.optim.Adam(model.discriminator.parameters(), lr=1e-4))
+    model.train()
+    gen = lambda t: torch.Generator().manual_seed(1000 * stage + t)
+    if hasattr(se, "stage_step"):                                   # today's API: the trainer's step function
+        f = se.stage_step(model, opts, batch_fn)
+        return (lambda t: f(t, gen(t))), batch
+    old = se.stage1_step if stage == 1 else se.stage2_step          # f40841d's API
+    return (lambda t: old(model, opts, *batch_fn(t), gen(t))), batch
+
+
+def _child(a):
+    "One process of --against: time one stage with one setting, print a JSON row."
+    torch.set_num_threads(1)
+    neg = a.one_negatives if a.one_negatives == "all" else int(a.one_negatives)
+    step, batch = paired_step(a.one_stage, neg)
+    for t in range(a.warmup): step(t)
+    t0 = time.perf_counter()
+    for t in range(a.warmup, a.warmup + a.steps): step(t)
+    dt = (time.perf_counter() - t0) / a.steps
+    print(json.dumps(dict(s_per_it=dt, peak_rss_mb=_rss_mb("VmHWM"), torch=torch.__version__)), flush=True)
+
+
+def against(a, argv):
+    "Alternate this checkout and REF in fresh processes; write steps_negatives.csv and .md."
+    here, ref = Path(__file__).resolve().parents[1], Path(a.against).resolve()
+    commit = lambda d: subprocess.run(["git", "-C", str(d), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    sides = [("ref", ref, "all")] + [("this", here, n) for n in a.negatives.split(",")]
+    commits = {"ref": commit(ref), "this": commit(here)}                 # HEAD of each checkout when the run starts
+    load0, rows = os.getloadavg(), []
+    for r in range(a.rounds):
+        for stage in (1, 2):
+            order = sides if r % 2 == 0 else sides[::-1]            # alternate which side goes first
+            for side, root, neg in order:
+                env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+                cmd = [sys.executable, str(here / "tests" / "bench_steps.py"), "--one-stage", str(stage), "--one-negatives", neg,
+                       "--steps", str(a.steps), "--warmup", str(a.warmup)]
+                out = subprocess.run(cmd, env=env, cwd=str(root), capture_output=True, text=True)
+                if out.returncode: raise RuntimeError(f"{side} stage {stage} negatives={neg} failed:\n{out.stderr[-3000:]}")
+                row = dict(round=r, stage=stage, side=side, commit=commits[side], negatives=neg, **json.loads(out.stdout.strip().splitlines()[-1]),
+                           load1=os.getloadavg()[0])
+                rows.append(row); print(row, flush=True)
+    df = pd.DataFrame(rows)
+    outdir = Path(a.out); outdir.mkdir(parents=True, exist_ok=True)
+    df.to_csv(outdir / "steps_negatives.csv", index=False)
+    med = df.groupby(["stage", "side", "negatives"], sort=False).agg(s_per_it=("s_per_it", "median"), s_min=("s_per_it", "min"),
+                                                                    s_max=("s_per_it", "max"), peak_rss_mb=("peak_rss_mb", "max")).reset_index()
+    refs = med[med.side == "ref"].set_index("stage").s_per_it
+    med["fraction_of_ref"] = med.s_per_it / med.stage.map(refs)
+    med["it_s"] = 1 / med.s_per_it
+    med["code"] = med.side.map(commits)
+    load1 = os.getloadavg()
+    text = ["# Shapes3D `paper` step: negatives setting against " + commits["ref"], "",
+            f"Command: `{' '.join(['python tests/bench_steps.py'] + list(argv))}`", "",
+            f"Machine: {machine()}; load average (1, 5, 15 min) at the start {tuple(round(v, 2) for v in load0)}, "
+            f"at the end {tuple(round(v, 2) for v in load1)}.", "",
+            f"Batch 64, one thread, random pixels; each process builds the model, runs {a.warmup} warm-up step(s), then times "
+            f"{a.steps} step(s); {a.rounds} rounds, sides alternated (fresh process each); medians over the rounds. "
+            f"`fraction_of_ref`: median step time over {commits['ref']}'s median step time of the same stage.", "",
+            markdown(med[["stage", "code", "negatives", "s_per_it", "s_min", "s_max", "it_s", "fraction_of_ref", "peak_rss_mb"]])]
+    (outdir / "steps_negatives.md").write_text("\n".join(text))
+    print("\n".join(text))
+    return df
+
+
+# ---------------------------------------------------------------- the parts of a step (--parts)
+def step_parts(negatives=("all", 1), batch: int = 64, repeat: int = 2) -> list:
+    "Seconds (best of `repeat`, after one warm-up call) of the parts of the Shapes3D paper stage-1 step, one direction each."
+    from misrep.blocks import score_pairs
+    from misrep.estimators import jsd_bound
+    from misrep.shared_exclusive import SharedExclusiveConfig, SharedStage
+    torch.manual_seed(0); st = SharedStage(SharedExclusiveConfig())
+    x = torch.rand(batch, 3, 64, 64)
+    with torch.no_grad(): m, s = st.encoder(x)
+    m, s = m.requires_grad_(True), s.requires_grad_(True)
+    def best(fn):
+        fn(); ts = []
+        for _ in range(repeat): t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+        return min(ts)
+    def enc(): mm, ss = st.encoder(x); (mm.sum() + ss.sum()).backward()
+    rows = [dict(part=f"encoder, forward + backward, {batch} images", seconds=best(enc))]
+    for critic in ("global", "local"):
+        for neg in negatives:
+            c = getattr(st, f"{critic}_critic")
+            fn = lambda: jsd_bound(score_pairs(c, m, s, neg, torch.Generator().manual_seed(0))).backward()
+            rows.append(dict(part=f"{critic} statistics network + JSD, forward + backward, negatives={neg}", seconds=best(fn)))
+    for r in rows: print(r, flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="paper")
@@ -211,7 +330,23 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--out", default="results/bench")
+    ap.add_argument("--against", default="", help="another checkout (e.g. a git worktree of f40841d): paired Shapes3D timing")
+    ap.add_argument("--rounds", type=int, default=3, help="--against: rounds of alternating processes")
+    ap.add_argument("--parts", action="store_true", help="time the parts of the Shapes3D paper stage-1 step (one direction each)")
+    ap.add_argument("--one-stage", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--one-negatives", default="all", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    if a.one_stage: return _child(a)
+    if a.parts:
+        if a.threads: torch.set_num_threads(a.threads)
+        print(machine(), flush=True)
+        rows = step_parts(tuple(n if n == "all" else int(n) for n in a.negatives.split(",")))
+        out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+        (out / "steps_parts.md").write_text(f"# Parts of the Shapes3D `paper` stage-1 step\n\nCommand: `python tests/bench_steps.py "
+                                            f"{' '.join(sys.argv[1:] if argv is None else argv)}`\n\nMachine: {machine()}\n\n"
+                                            + markdown(pd.DataFrame(rows)))
+        return rows
+    if a.against: return against(a, sys.argv[1:] if argv is None else argv)
     if a.threads: torch.set_num_threads(a.threads)
     print(machine(), flush=True)
     rows = []

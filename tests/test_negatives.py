@@ -28,8 +28,9 @@ TINY = dict(channels=(4, 8, 8, 16), shared_dim=8, exclusive_dim=4, global_convs=
 # The same few training steps, run by the code under test and by BASE's code (in a subprocess): every weight, and
 # every statistic of the last step, must be equal to the bit.
 STEPS_SCRIPT = r'''
-import sys, torch
+import sys, torch, misrep
 torch.set_num_threads(1)
+assert misrep.__file__.startswith(sys.argv[2]), (misrep.__file__, sys.argv[2])   # the checkout asked for
 from misrep.shared_exclusive import SharedExclusiveConfig, SharedStage, ExclusiveStage, stage_trainer
 from misrep.dim import DIMConfig, DeepInfoMax, dim_optimizers, dim_update, make_prior_discriminator
 from misrep.colored_mnist_model import ColoredMNISTModelConfig, TwoDomainSharedStage, TwoDomainExclusiveStage
@@ -60,7 +61,7 @@ torch.save(out, sys.argv[1])
 
 def _run_steps(pythonpath: Path, out: Path) -> dict:
     env = {"PYTHONPATH": str(pythonpath), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-c", STEPS_SCRIPT, str(out)], check=True, env=env, cwd=out.parent)
+    subprocess.run([sys.executable, "-c", STEPS_SCRIPT, str(out), str(pythonpath)], check=True, env=env, cwd=out.parent)
     return torch.load(out, weights_only=True)
 
 
