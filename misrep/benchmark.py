@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from .beta_vae import BetaVAEConfig
 from .core import DataNotFoundError, RunConfig, config_diff, load_checkpoint, resolve_run_config
+from .blocks import score_pairs
 from .dim import DIMConfig, DIMLocalDotCritic
 from .metrics import discrete_entropy, histogram_discretize, mutual_info_matrix
 from .shapes3d import FACTOR_NAMES, FACTOR_SIZES, N_IMAGES, SHARED_FACTORS, Shapes3D, build_shapes3d, grid_classes, select_rows
@@ -45,9 +46,10 @@ class ConvDIM(nn.Module):
         self.local_critic = DIMLocalDotCritic(self.encoder.map_channels, cfg.code_dim, cfg.embed_dim)
 
     def forward(self, x: torch.Tensor, # images (B, 3, H, W) in [0, 1]
+                generator: torch.Generator | None = None, # draws the negatives when cfg.negatives is an integer
                ) -> dict[str, torch.Tensor]:
         m, y = self.encoder(x)                                   # (B, C, h, w), (B, D)
-        return {"y": y, "local_scores": self.local_critic(m, y)}  # scores (B, B, h*w)
+        return {"y": y, "local_scores": score_pairs(self.local_critic, m, y, self.cfg.negatives, generator)}  # (B, B, h*w)
 
 # %% ../nbs/23_benchmark.ipynb #ff90babd
 METHODS = {  # method -> the codes it gives (table rows)
