@@ -11,7 +11,7 @@ PROFILE ?= quick
 export PATH := $(abspath $(BIN)):$(PATH)
 export MPLBACKEND := Agg
 
-.PHONY: run test venv check-env export-check nbtest pytest docs bench-bmi paper-check gpu-check clean-venv help
+.PHONY: run test test-slow venv check-env export-check nbtest pytest docs bench-bmi paper-check gpu-check clean-venv help
 
 venv: $(STAMP) ## create or update .venv (checks Python, venv and disk space first)
 
@@ -40,7 +40,9 @@ run-%: $(STAMP) ## run-EXPERIMENT: misrep run EXPERIMENT (misrep list names them
 	$(BIN)/misrep run $* $(if $(filter command line environment,$(origin PROFILE)),--profile $(PROFILE)) \
 	    $(if $(OUT),--out $(OUT)) $(ARGS)
 
-test: $(STAMP) export-check nbtest pytest ## the whole test suite (what CI runs): export-check, nbtest, pytest
+# The library notebooks' tests run inside pytest (tests/test_exports.py runs every library notebook's test cells against
+# the exported module, in fresh interpreters), so `make test` does not run them a second time through nbdev_test.
+test: $(STAMP) export-check pytest ## the whole test suite (what CI runs): export-check, pytest (library notebooks' tests included)
 
 export-check: $(STAMP) ## nbdev_export, then fail if misrep/ changed (the package must equal the notebooks)
 	$(BIN)/nbdev_export
@@ -53,8 +55,9 @@ export-check: $(STAMP) ## nbdev_export, then fail if misrep/ changed (the packag
 nbtest: $(STAMP) ## nbdev_test the library notebooks (nbs/0*, 1*, 2*; #| slow cells skipped)
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --path nbs --skip_file_re '^3[0-9]' --n_workers 2 --do_print
 
-pytest: $(STAMP) ## pytest tests/ (experiment notebooks through papermill, profile smoke)
-	$(BIN)/python -m pytest tests -q -rs
+# Two workers, one test file each at a time (session fixtures built once per file's worker), one torch thread each.
+pytest: $(STAMP) ## pytest tests/ on 2 workers: library notebooks' tests against the exports, experiment notebooks (smoke)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs -n 2 --dist loadfile --durations=15
 
 # Library notebooks are executed for their pages (cached in _docs/.cache until they or misrep/ change);
 # experiment notebooks are shown as executed in results/<name>/. DOCS_EXECUTE=0: library notebooks as stored.
@@ -64,6 +67,9 @@ docs: $(STAMP) ## static HTML of every notebook and an index into _docs/ (nbconv
 
 bench-bmi: $(STAMP) ## BMI benchmark: builds .venv-bmi (BMI's own env), BMI's and misrep's estimators on the same samples -> results/bmi/ (BMI_SEEDS=0)
 	tools/bmi/run.sh
+
+test-slow: $(STAMP) ## the tests marked slow (paper profiles for 2 iterations, estimate_mi to convergence): tens of minutes on 2 cores
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow tests -q -rs -n 2 --dist loadfile
 
 paper-check: $(STAMP) ## every experiment's paper profile, 2 iterations per stage, on the CPU (slow: pytest -m slow)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow tests/test_paper_profiles.py -q -rs

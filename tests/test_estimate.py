@@ -24,6 +24,7 @@ def dense_gaussian(n, d, off_diag=0.5, seed=0):
     return z[:, :d], z[:, d:], mi
 
 
+@pytest.mark.slow   # 10,000 samples to convergence with the defaults: minutes on a 2-core CPU (make test-slow)
 def test_recovers_correlated_gaussians_with_defaults():
     x, y = gaussians(10_000, 5, 1.0, seed=0)
     r = estimate_mi(x, y, progress=False)
@@ -33,6 +34,7 @@ def test_recovers_correlated_gaussians_with_defaults():
     assert r.curve.step.is_monotonic_increasing and r.curve[["train", "heldout"]].notna().all().all()
 
 
+@pytest.mark.slow   # the failure case at full size (make test-slow)
 def test_nwj_does_not_collapse_on_the_5x5_dense_gaussian():
     # the failure: NWJ at -4.8 nats on BMI's 5x5 dense Gaussian (MI 0.59) with a naive protocol
     x, y, mi = dense_gaussian(10_000, 5, seed=1)
