@@ -69,6 +69,7 @@ def sample_negatives(batch_size: int, # B
     off = torch.rand(batch_size, batch_size - 1, generator=generator).argsort(1)[:, :K] + 1   # (B, K)
     return ((torch.arange(batch_size)[:, None] + off) % batch_size).to(device)                 # (B, K), never i
 
+# %% ../nbs/01_estimators.ipynb #39fcfa11
 def check_sampled(scores: tuple, # (pos (B, *L), neg (B, K, *L))
                   name: str = "scores", # the caller's name, for the message
                  ) -> tuple[torch.Tensor, torch.Tensor]:
