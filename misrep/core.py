@@ -351,13 +351,21 @@ def config_diff(old: dict, # a stored config (from config.json or a checkpoint)
     return [f"{k}: {a.get(k, '(absent)')!r} -> {b.get(k, '(absent)')!r}" for k in sorted(set(a) | set(b))
             if not skip(k) and json.dumps(a.get(k)) != json.dumps(b.get(k))]
 
+def _added_at_default(old: dict, cfg) -> set:
+    "Dotted names absent from a stored config whose new value is the class default: a setting added since, at the value that keeps the old behaviour."
+    try: default = _flatten(_jsonable(type(cfg)()))
+    except TypeError: return set()
+    a, b = _flatten(_jsonable(old)), _flatten(_jsonable(cfg))
+    return {k for k, v in b.items() if k not in a and k in default and json.dumps(default[k]) == json.dumps(v)}
+
 def open_run(cfg: RunConfig, # the resolved run config
             ) -> "RunDir":
     "Check a resume against the stored settings, then create the run folder, write config.json and set the threads."
     path = Path(cfg.out_dir).expanduser()
     ckpts = sorted((path / "checkpoints").glob("*.pt")) if (path / "checkpoints").is_dir() else []
     if ckpts and cfg.resume and (path / "config.json").is_file():
-        diff = config_diff(json.loads((path / "config.json").read_text()), cfg, cfg.RUNTIME)
+        old = json.loads((path / "config.json").read_text())
+        diff = [d for d in config_diff(old, cfg, cfg.RUNTIME) if d.split(":")[0] not in _added_at_default(old, cfg)]
         if diff:
             raise ValueError(f"{path} holds checkpoints of a run with other settings:\n  " + "\n  ".join(diff) +
                              "\nUse another out_dir (out_dir='' derives one from the settings), or resume=False to start again.")
