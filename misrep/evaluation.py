@@ -220,7 +220,8 @@ def table_heatmaps(tables: dict, # title -> DataFrame (rows: codes, columns: tar
     cols = [list(t.columns) for t in tables.values()]
     if any(c != cols[0] for c in cols): raise ValueError(f"tables must share their columns; got {cols}.")
     n_rows = max(len(t) for t in tables.values()); n_cols = len(cols[0])
-    fig, axes = plt.subplots(1, len(tables), figsize=(0.75 * n_cols * len(tables) + 1.5, 0.45 * n_rows + 1.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(tables), figsize=(0.75 * n_cols * len(tables) + 1.5, 0.45 * n_rows + 2.2), squeeze=False,
+                             layout="constrained")   # room for the rotated labels, the colour bar and the title
     for ax, (name, t) in zip(axes[0], tables.items()):
         v = t.to_numpy(dtype=float)
         im = ax.imshow(v, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
