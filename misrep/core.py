@@ -371,7 +371,8 @@ def open_run(cfg: RunConfig, # the resolved run config
                              "\nUse another out_dir (out_dir='' derives one from the settings), or resume=False to start again.")
     if ckpts and not cfg.resume:
         for p in ckpts: p.unlink()
-        if (path / "metrics.csv").exists(): (path / "metrics.csv").unlink()
+    if (not ckpts or not cfg.resume) and (path / "metrics.csv").exists():
+        (path / "metrics.csv").unlink()   # a log with no checkpoint behind it (a start killed early) would be appended to
     run = RunDir(path, config=cfg)
     if cfg.threads: torch.set_num_threads(int(cfg.threads))
     return run
