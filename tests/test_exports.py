@@ -82,14 +82,18 @@ def _cells(nb_path):
 
 
 NOTEBOOKS = _library_notebooks()
+# Names a notebook can only call on real data that this repository may not have (tests must not need ../shared): where
+# that data is absent, their absence from the profile is a skip with the reason, not a failure.
+REAL_DATA = {"02a_shapes3d_fidelity": REPO.parent / "shared" / "data" / "shapes3d-reference"}
 
 
 def _run(nb):
     "Run one notebook's test cells against its exported module in a new process; (returncode, stdout, stderr)."
     module, cells = _cells(nb)
     if not module or not any(k == "export" for k, _ in cells): return None, module, "", ""
+    # cwd nbs/, as nbdev_test: a notebook's relative paths (../../shared/...) mean the same in both
     res = subprocess.run([sys.executable, "-c", RUNNER, module], input=json.dumps(cells), capture_output=True, text=True,
-                         cwd=REPO, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1", "MISREP_PROGRESS": "0"})
+                         cwd=NBS, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1", "MISREP_PROGRESS": "0"})
     return res.returncode, module, res.stdout, res.stderr
 
 
@@ -106,6 +110,9 @@ def test_every_export_runs_from_a_fresh_interpreter(nb, runs):
     assert rc is not None, f"{nb.name} has no '#| default_exp' cell or exports nothing"
     assert rc == 0, f"{nb.name}'s tests fail against the exported misrep.{module}:\n{err[-3000:]}"
     res = json.loads(out.strip().splitlines()[-1])
+    data = REAL_DATA.get(nb.stem)
+    if res["missing"] and data is not None and not data.is_dir():
+        pytest.skip(f"{nb.name} calls {res['missing']} only on the real images under {data}, absent here")
     assert not res["missing"], (f"exported by misrep.{module} but never called by {nb.name}'s tests: {res['missing']}; "
                                 "add a test that calls each (or stop exporting it)")
 
