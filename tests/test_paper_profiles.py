@@ -225,6 +225,24 @@ def test_shapes3d_benchmark_paper(tmp_path, shapes3d_file):
     check_table(tmp_path, "benchmark")
 
 
+# ---------------------------------------------------------------- colored MNIST shared/exclusive (nbs/35)
+def test_colored_mnist_paper(tmp_path, mnist_data):
+    from misrep.colored_mnist_model import (CMNIST_PROFILES, ColoredMNISTRunConfig, TwoDomainExclusiveStage,
+                                            TwoDomainSharedStage)
+    passed = dict(steps1=STEPS, steps2=STEPS, probe_epochs=1)
+    run_paper("35_colored_mnist.ipynb", tmp_path, data_root=mnist_data, download=False, threads=THREADS, **passed)
+    paper = resolve_run_config(ColoredMNISTRunConfig, "paper", CMNIST_PROFILES)
+    assert paper.batch_size == 64 and paper.model.exclusive_dim == 8 and paper.model.channels == (64, 128, 256)
+    check_config(tmp_path, paper, passed)
+    stage1 = TwoDomainSharedStage(paper.model)
+    check_checkpoint(tmp_path / "checkpoints" / "1.pt", {"stage1": stage1})
+    check_checkpoint(tmp_path / "checkpoints" / "2.pt",
+                     {"stage2": TwoDomainExclusiveStage(stage1.encoder, stage1.encoder_y, paper.model)})
+    check_metrics(tmp_path / "metrics.csv", STEPS, ["s1_loss"])
+    check_metrics(tmp_path / "metrics.csv", 2 * STEPS, ["s2_loss"])
+    check_table(tmp_path, "probe_accuracy")
+
+
 def test_every_experiment_notebook_is_covered():
     "A new nbs/3* experiment notebook must get a case here (32a_dim_table trains nothing: it gathers finished runs)."
     here = Path(__file__).read_text()
