@@ -52,3 +52,16 @@ def write_fake_mnist(root, n_train=6, n_test=4, seed=0):
         if out is None:
             out = (torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long())
     return out
+
+
+def check_two_stage_resume(both_stages, tmp_path, stop1, stop2, n_rows=12):
+    """Run `both_stages(path, stop1=, stop2=)` uninterrupted, then interrupted in one stage and resumed with fresh objects
+    from the checkpoints: the final weights must be equal and metrics.csv identical, rows at steps 1..n_rows."""
+    import torch
+    a, ra = both_stages(tmp_path / "a")
+    both_stages(tmp_path / "b", stop1=stop1, stop2=stop2)              # interrupted half-way through one stage
+    b, rb = both_stages(tmp_path / "b")                                # fresh objects, resumed from the checkpoints
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()): assert torch.equal(va, vb), k
+    ma, mb = ra.metrics(), rb.metrics()
+    assert len(ma) == n_rows and ma.step.tolist() == list(range(1, n_rows + 1))
+    assert ma.equals(mb), mb.step.tolist()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_notebook, write_fake_mnist
+from conftest import check_two_stage_resume, run_notebook, write_fake_mnist
 from misrep.colored_mnist import ColoredMNISTPairs
 from misrep.colored_mnist_model import (CMNIST_PAPER_TABLE, CMNIST_PROFILES, ColoredMNISTModelConfig, ColoredMNISTRunConfig,
                                         TwoDomainExclusiveStage, TwoDomainSharedStage, cmnist_distance, cmnist_probe_table,
@@ -124,12 +124,7 @@ def _both_stages(path, stop1=None, stop2=None, n=6):
 
 @pytest.mark.parametrize("stop1,stop2", [(3, None), (None, 3)])
 def test_resume_is_exact_in_either_stage(tmp_path, stop1, stop2):
-    a, ra = _both_stages(tmp_path / "a")
-    _both_stages(tmp_path / "b", stop1=stop1, stop2=stop2)             # interrupted half-way through one stage
-    b, rb = _both_stages(tmp_path / "b")                               # fresh objects, resumed from the checkpoints
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()): assert torch.equal(va, vb), k
-    ma, mb = ra.metrics(), rb.metrics()
-    assert ma.step.tolist() == list(range(1, 13)) and ma.equals(mb), mb.step.tolist()
+    check_two_stage_resume(_both_stages, tmp_path, stop1, stop2)
 
 
 def test_fit_first_stage_refuses_an_unfinished_stage1(tmp_path):

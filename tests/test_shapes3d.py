@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from conftest import run_notebook
+from conftest import check_two_stage_resume, run_notebook
 from misrep.core import RunDir
 from misrep.evaluation import probe_table
 from misrep.shapes3d import PairSampler, split_by_image
@@ -232,13 +232,7 @@ TRUNCATION = ("misrep.train.Trainer.load truncates metrics.csv after its own che
 
 @pytest.mark.parametrize("stop1,stop2", [(3, None), pytest.param(None, 3, marks=pytest.mark.xfail(strict=True, reason=TRUNCATION))])
 def test_resume_is_exact(tmp_path, stop1, stop2):
-    a, ra = _both_stages(tmp_path / "a")
-    _both_stages(tmp_path / "b", stop1=stop1, stop2=stop2)            # interrupted half-way through one stage
-    b, rb = _both_stages(tmp_path / "b")                               # fresh objects, resumed from the checkpoints
-    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()): assert torch.equal(va, vb), k
-    ma, mb = ra.metrics(), rb.metrics()
-    assert len(ma) == 12 and ma.step.tolist() == list(range(1, 13))
-    assert ma.equals(mb), mb.step.tolist()
+    check_two_stage_resume(_both_stages, tmp_path, stop1, stop2)
 
 def test_resume_in_stage2_gives_the_same_weights(tmp_path):
     a, _ = _both_stages(tmp_path / "a")
