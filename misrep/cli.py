@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .core import RunConfig, config_diff, resolve_run_config
+from .core import RunConfig, resolve_run_config, resume_diff
 
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'RunCommandError', 'ExperimentNotReady', 'Experiment', 'notebooks_dir', 'parameters_cell',
@@ -196,7 +196,7 @@ def plan_run(name: str, # the experiment, a key of `registry`
     run_dir = Path(out_dir).expanduser()
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
     if cfg is not None and ckpts and cfg.resume and (run_dir / "config.json").is_file():
-        diff = config_diff(json.loads((run_dir / "config.json").read_text()), cfg, cfg.RUNTIME)
+        diff = resume_diff(json.loads((run_dir / "config.json").read_text()), cfg)   # the rule open_run applies
         if diff:
             raise RunCommandError(f"{run_dir} holds checkpoints of a run with other settings:\n  " + "\n  ".join(diff) +
                                   "\nUse another --out (none derives one from the settings), or -p resume False to start again.")

@@ -24,7 +24,7 @@ import torch
 # %% auto #0
 __all__ = ['get_device', 'seed_everything', 'cache_dir', 'data_root', 'DataNotFoundError', 'atomic_write', 'save_checkpoint',
            'load_checkpoint', 'rng_state', 'set_rng_state', 'RunDir', 'RunConfig', 'resolve_run_config', 'config_diff',
-           'open_run', 'check_data', 'progress']
+           'resume_diff', 'open_run', 'check_data', 'progress']
 
 # %% ../nbs/00_core.ipynb #f5fb1817
 def get_device(device: str | torch.device = "auto", # "auto", "cpu", "cuda" or "cuda:N"
@@ -358,6 +358,13 @@ def _added_at_default(old: dict, cfg) -> set:
     a, b = _flatten(_jsonable(old)), _flatten(_jsonable(cfg))
     return {k for k, v in b.items() if k not in a and k in default and json.dumps(default[k]) == json.dumps(v)}
 
+def resume_diff(old: dict, # the stored config of a run folder (its config.json)
+                cfg: RunConfig, # the config that would resume it
+               ) -> list[str]:
+    "What forbids resuming: `config_diff` lines of the settings, less runtime ones and settings added since at their default."
+    added = _added_at_default(old, cfg)
+    return [d for d in config_diff(old, cfg, cfg.RUNTIME) if d.split(":")[0] not in added]
+
 def open_run(cfg: RunConfig, # the resolved run config
             ) -> "RunDir":
     "Check a resume against the stored settings, then create the run folder, write config.json and set the threads."
@@ -365,7 +372,7 @@ def open_run(cfg: RunConfig, # the resolved run config
     ckpts = sorted((path / "checkpoints").glob("*.pt")) if (path / "checkpoints").is_dir() else []
     if ckpts and cfg.resume and (path / "config.json").is_file():
         old = json.loads((path / "config.json").read_text())
-        diff = [d for d in config_diff(old, cfg, cfg.RUNTIME) if d.split(":")[0] not in _added_at_default(old, cfg)]
+        diff = resume_diff(old, cfg)
         if diff:
             raise ValueError(f"{path} holds checkpoints of a run with other settings:\n  " + "\n  ".join(diff) +
                              "\nUse another out_dir (out_dir='' derives one from the settings), or resume=False to start again.")

@@ -17,8 +17,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .core import (RunConfig, RunDir, _jsonable, config_diff, load_checkpoint, progress, rng_state,
-                         save_checkpoint, set_rng_state)
+from .core import (RunConfig, RunDir, _jsonable, config_diff, load_checkpoint, progress, resume_diff,
+                         rng_state, save_checkpoint, set_rng_state)
 
 # %% auto #0
 __all__ = ['FORMAT', 'step_seed', 'step_generator', 'world', 'init_distributed', 'shard', 'average_gradients', 'sync_state',
@@ -148,8 +148,9 @@ def resume_differences(ck: dict, # a trainer checkpoint
         return [f"format: {ck.get('format')!r} -> {FORMAT!r} (not a misrep trainer checkpoint)"]
     diff = []
     if ck["config"] or config is not None:
-        ignore = config.RUNTIME if isinstance(config, RunConfig) else ()
-        diff = config_diff(json.loads(ck["config"]) if ck["config"] else {}, _jsonable(config) if config is not None else {}, ignore)
+        old = json.loads(ck["config"]) if ck["config"] else {}
+        diff = (resume_diff(old, config) if isinstance(config, RunConfig)   # the rule open_run applies
+                else config_diff(old, _jsonable(config) if config is not None else {}))
     if ck["total_steps"] != steps: diff.append(f"steps of loop {tag!r}: {ck['total_steps']} -> {steps}")
     if ck["seed"] != seed: diff.append(f"seed: {ck['seed']} -> {seed}")
     return diff
