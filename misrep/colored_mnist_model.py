@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -15,11 +14,10 @@ import torch
 import torch.nn as nn
 
 from .colored_mnist import N_COLOURS, ColoredMNISTPairs
-from .core import RunConfig, load_checkpoint
+from .core import RunConfig
 from .dim import epoch_order, validation_split
 from .blocks import score_pairs
 from .estimators import jsd_bound
-from .train import Trainer, restore_state
 from .shared_exclusive import (ConvEncoder, ExclusiveStage, SEDiscriminator, SEGlobalCritic, SELocalCritic,
                                      SharedExclusiveConfig, SharedStage, adversarial_term, conv_out, ideal_row,
                                      shuffle_rows, student_probe_table)
@@ -27,7 +25,7 @@ from .shared_exclusive import (ConvEncoder, ExclusiveStage, SEDiscriminator, SEG
 # %% auto #0
 __all__ = ['CMNIST_PROFILES', 'CMNIST_CLASSES', 'CMNIST_FACTORS', 'CMNIST_PAPER_TABLE', 'encoder_map_size',
            'ColoredMNISTModelConfig', 'TwoDomainSharedStage', 'TwoDomainExclusiveStage', 'domain_networks',
-           'domain_terms', 'pair_batches', 'fit_first_stage', 'ColoredMNISTRunConfig', 'cmnist_splits', 'code_factors',
+           'domain_terms', 'pair_batches', 'ColoredMNISTRunConfig', 'cmnist_splits', 'code_factors',
            'cmnist_probe_table', 'cmnist_ideal', 'cmnist_distance', 'cmnist_accuracy_table', 'cmnist_reference_tables']
 
 # %% ../nbs/21a_colored_mnist_model.ipynb #ce5d4a1f
@@ -149,21 +147,6 @@ def pair_batches(pairs: ColoredMNISTPairs, # the training pairs
         x, y, _ = pairs.batch(rows[cache[epoch][k * batch_size:(k + 1) * batch_size]])
         return x, y
     return batch_fn
-
-# %% ../nbs/21a_colored_mnist_model.ipynb #5cae8723
-def fit_first_stage(trainer: Trainer, # stage 1's trainer
-                    next_checkpoint: Path | None, # stage 2's checkpoint file
-                   ) -> int:
-    "trainer.fit(); or, once stage 2 has a checkpoint, stage 1's finished weights restored without touching metrics.csv."
-    if trainer.resume and next_checkpoint is not None and Path(next_checkpoint).exists():
-        ck = load_checkpoint(trainer.checkpoint_path)
-        if int(ck["step"]) != trainer.steps:
-            raise ValueError(f"{next_checkpoint} exists but {trainer.checkpoint_path} stopped at step {int(ck['step'])} "
-                             f"of {trainer.steps}; use resume=False to start again.")
-        restore_state(ck, trainer.modules, trainer.optimizers); trainer.step = trainer.steps
-        for m in trainer.modules.values(): m.eval()
-        return trainer.step
-    return trainer.fit()
 
 # %% ../nbs/21a_colored_mnist_model.ipynb #67407e6c
 @dataclass

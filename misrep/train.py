@@ -225,7 +225,10 @@ class Trainer:
                                   "\nUse another out_dir, or resume=False to start again.")
         restore_state(ck, self.modules, self.optimizers)
         self.step, self.seconds = int(ck["step"]), float(ck.get("seconds", 0.))
-        if self.run is not None and world()[0] == 0: self.run.truncate_metrics(self.step_offset + self.step)
+        # rows logged after this checkpoint by an interrupted run are dropped (they are logged again); a finished loop
+        # keeps the file as it is: rows after its end belong to a later loop of the run (a second stage)
+        if self.run is not None and world()[0] == 0 and self.step < self.steps:
+            self.run.truncate_metrics(self.step_offset + self.step)
         return True
 
     def _log(self, acc: MetricAccumulator, bar) -> bool:

@@ -14,7 +14,7 @@ from conftest import check_two_stage_resume, run_notebook, write_fake_mnist
 from misrep.colored_mnist import ColoredMNISTPairs
 from misrep.colored_mnist_model import (CMNIST_PAPER_TABLE, CMNIST_PROFILES, ColoredMNISTModelConfig, ColoredMNISTRunConfig,
                                         TwoDomainExclusiveStage, TwoDomainSharedStage, cmnist_distance, cmnist_probe_table,
-                                        cmnist_splits, fit_first_stage, pair_batches)
+                                        cmnist_splits, pair_batches)
 from misrep.core import RunDir, resolve_run_config
 from misrep.evaluation import encode, to_float
 from misrep.shared_exclusive import stage_trainer
@@ -117,7 +117,7 @@ def _both_stages(path, stop1=None, stop2=None, n=6):
     torch.manual_seed(0); st1 = TwoDomainSharedStage(TINY)
     t1 = stage_trainer(st1, bfn, n, run, lr=1e-3, **kw)
     if stop1 is not None: return t1.fit(stop_at=stop1), run
-    fit_first_stage(t1, run.checkpoint("2"))
+    t1.fit()   # finished: loads its checkpoint, keeps the rows stage 2 logged
     torch.manual_seed(1); st2 = TwoDomainExclusiveStage(st1.encoder, st1.encoder_y, TINY)
     stage_trainer(st2, bfn, n, run, lr=1e-3, disc_lr=1e-3, step_offset=n, **kw).fit(stop_at=stop2)
     return st2, run
@@ -125,13 +125,6 @@ def _both_stages(path, stop1=None, stop2=None, n=6):
 @pytest.mark.parametrize("stop1,stop2", [(3, None), (None, 3)])
 def test_resume_is_exact_in_either_stage(tmp_path, stop1, stop2):
     check_two_stage_resume(_both_stages, tmp_path, stop1, stop2)
-
-
-def test_fit_first_stage_refuses_an_unfinished_stage1(tmp_path):
-    _both_stages(tmp_path / "r", stop1=3)
-    (tmp_path / "r" / "checkpoints" / "2.pt").write_bytes((tmp_path / "r" / "checkpoints" / "1.pt").read_bytes())
-    with pytest.raises(ValueError, match="stopped at step 3 of 6"):
-        _both_stages(tmp_path / "r")
 
 
 # --- the paper profile's model --------------------------------------------------------------------------------------
