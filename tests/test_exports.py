@@ -5,7 +5,7 @@ tests run against the *exported* module.
 and the imports of every cell, exported or not. A module can therefore miss an import that only an unexported cell
 made, and pass (`write_fake_mnist` once raised `NameError: struct` that way). Here each library notebook's test cells
 run in a new Python process in which every exported cell is replaced by the module that nbdev exported from it
-(`import misrep.<module>`, its names put in scope). A profiler records which of the module's functions ran; every name
+(`import misrep.<module>`, its names put in scope). A trace function records which of the module's functions ran; every name
 in the module's `__all__` must have run at least once (a class: one of its methods, or its construction).
 """
 import json
@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,16 +29,17 @@ cells = json.loads(sys.stdin.read())
 mod = importlib.import_module("misrep." + MOD)
 path = mod.__file__
 called = set()
-def prof(frame, event, arg):
-    if event == "call" and frame.f_code.co_filename == path: called.add(frame.f_code)
+def trace(frame, event, arg):   # a global trace function sees each new Python frame ("call") and nothing else
+    if frame.f_code.co_filename == path: called.add(frame.f_code)
+    return None                   # no line tracing inside the frame
 ns = {"__name__": "__main__"}
-sys.setprofile(prof)
+sys.settrace(trace)
 try:
     for kind, src in cells:
         if kind == "export": ns.update({k: v for k, v in vars(mod).items() if not k.startswith("__")})
         else: exec(compile(src, f"<{MOD} test cell>", "exec"), ns)
 finally:
-    sys.setprofile(None)
+    sys.settrace(None)
 names = getattr(mod, "__all__", [])
 def own_functions(cls):
     for v in vars(cls).values():
@@ -97,16 +97,11 @@ def _run(nb):
     return res.returncode, module, res.stdout, res.stderr
 
 
-@pytest.fixture(scope="module")
-def runs():
-    "Every library notebook, two processes at a time (one torch thread each)."
-    with ThreadPoolExecutor(max_workers=2) as ex:
-        return dict(zip(NOTEBOOKS, ex.map(_run, NOTEBOOKS)))
-
-
+# One test per notebook, each running only its own notebook (so `-k 04_train` runs one); tests/conftest.py leaves these
+# ungrouped, so pytest-xdist spreads them over its workers one by one while other files stay whole on one worker.
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_every_export_runs_from_a_fresh_interpreter(nb, runs):
-    rc, module, out, err = runs[nb]
+def test_every_export_runs_from_a_fresh_interpreter(nb):
+    rc, module, out, err = _run(nb)
     assert rc is not None, f"{nb.name} has no '#| default_exp' cell or exports nothing"
     assert rc == 0, f"{nb.name}'s tests fail against the exported misrep.{module}:\n{err[-3000:]}"
     res = json.loads(out.strip().splitlines()[-1])
