@@ -66,7 +66,7 @@ def main(argv=None):
         p = dict(ROWS[row], dataset=a.dataset, seed=seed)
         args = [str(misrep), "run", "dim", "--profile", a.profile] + [x for k, v in p.items() for x in ("-p", k, str(v))]
         name = subprocess.run(args + ["--dry-run"], capture_output=True, text=True, check=True).stdout
-        out = next((l.split()[-1] for l in name.splitlines() if "runs/" in l), None)
+        out = next((l.split("run folder", 1)[1].split()[0] for l in name.splitlines() if "run folder" in l), None)
         if out is None: raise SystemExit(f"could not read the run folder from misrep run --dry-run:\n{name}")
         if (Path(out) / "summary.json").exists(): print(f"done already: {out}", flush=True); continue
         if a.dry_run: print("would run:", " ".join(args)); continue
