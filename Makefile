@@ -56,9 +56,9 @@ nbtest: $(STAMP) ## nbdev_test the library notebooks (nbs/0*, 1*, 2*; #| slow ce
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --path nbs --skip_file_re '^3[0-9]' --n_workers 2 --do_print
 
 # Two workers, one torch thread each: a test file runs whole on one worker (its fixtures built once), except the
-# library-notebook checks of tests/test_exports.py, spread one by one (tests/conftest.py: SPREAD, --dist loadgroup).
+# library-notebook checks of tests/test_exports.py: one class per notebook, spread over both (--dist loadscope).
 pytest: $(STAMP) ## pytest tests/ on 2 workers: library notebooks' tests against the exports, experiment notebooks (smoke)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs -n 2 --dist loadgroup --durations=15
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs -n 2 --dist loadscope --durations=15
 
 # Library notebooks are executed for their pages (cached in _docs/.cache until they or misrep/ change);
 # experiment notebooks are shown as executed in results/<name>/. DOCS_EXECUTE=0: library notebooks as stored.
@@ -70,7 +70,7 @@ bench-bmi: $(STAMP) ## BMI benchmark: builds .venv-bmi (BMI's own env), BMI's an
 	tools/bmi/run.sh
 
 test-slow: $(STAMP) ## the tests marked slow (paper profiles for 2 iterations, estimate_mi to convergence): tens of minutes on 2 cores
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow tests -q -rs -n 2 --dist loadgroup
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow tests -q -rs -n 2 --dist loadscope
 
 paper-check: $(STAMP) ## every experiment's paper profile, 2 iterations per stage, on the CPU (slow: pytest -m slow)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow tests/test_paper_profiles.py -q -rs

@@ -10,17 +10,6 @@ NBS = REPO / "nbs"
 SHARED_DATA = Path(os.environ.get("MISREP_TEST_DATA") or REPO.parent / "shared" / "data")
 
 
-SPREAD = {"test_exports.py"}   # files whose tests pytest-xdist may spread over workers one by one (no shared fixtures)
-
-
-def pytest_collection_modifyitems(config, items):
-    """With `--dist loadgroup` (make test), every test file is one group, run whole on one worker (its module and session
-    fixtures built once), except the files in SPREAD, whose tests are distributed one by one."""
-    for item in items:
-        if item.path.name not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-
-
 def run_notebook(name, out_dir, **parameters):
     """Execute nbs/{name} with papermill into out_dir (created) and return the executed notebook's path."""
     import papermill as pm

@@ -97,10 +97,7 @@ def _run(nb):
     return res.returncode, module, res.stdout, res.stderr
 
 
-# One test per notebook, each running only its own notebook (so `-k 04_train` runs one); tests/conftest.py leaves these
-# ungrouped, so pytest-xdist spreads them over its workers one by one while other files stay whole on one worker.
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_every_export_runs_from_a_fresh_interpreter(nb):
+def _check(nb):
     rc, module, out, err = _run(nb)
     assert rc is not None, f"{nb.name} has no '#| default_exp' cell or exports nothing"
     assert rc == 0, f"{nb.name}'s tests fail against the exported misrep.{module}:\n{err[-3000:]}"
@@ -110,6 +107,15 @@ def test_every_export_runs_from_a_fresh_interpreter(nb):
         pytest.skip(f"{nb.name} calls {res['missing']} only on the real images under {data}, absent here")
     assert not res["missing"], (f"exported by misrep.{module} but never called by {nb.name}'s tests: {res['missing']}; "
                                 "add a test that calls each (or stop exporting it)")
+
+
+# One class per notebook, each test running only its own notebook (`-k 04_train` runs one): `make test`'s
+# `--dist loadscope` keeps each other test file whole on one worker (its fixtures built once) but sends each class on
+# its own, so the notebooks spread over both workers.
+for _nb in NOTEBOOKS:
+    _cls = "TestExports_" + re.sub(r"\W", "_", _nb.stem)
+    globals()[_cls] = type(_cls, (), {"__doc__": f"{_nb.name}'s test cells against the exported module.",
+                                      "test_every_export_runs_from_a_fresh_interpreter": lambda self, nb=_nb: _check(nb)})
 
 
 def test_the_runner_catches_a_module_that_misses_an_import(tmp_path, monkeypatch):
