@@ -389,8 +389,9 @@ def dim_trainer(cfg: DIMRunConfig, # the run config (model config nested)
     opts = dim_optimizers(model, disc)
     modules = {"model": model, **({"disc": disc} if disc is not None else {})}
     step = dim_step(model, disc, opts, images, labels, cfg, dev)
+    desc = cfg.model.name if cfg.model.objective == "supervised" else f"{cfg.model.name} {cfg.model.estimator}"
     return Trainer(step, modules, opts, dim_steps(cfg, len(images)), run, tag="dim", seed=cfg.seed, config=cfg,
-                   log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc=f"{cfg.model.name} {cfg.model.estimator}",
+                   log_every=cfg.log_every, ckpt_every=cfg.ckpt_every, desc=desc,
                    on_log=_check_finite, **trainer_kw)
 
 # %% ../nbs/20_dim.ipynb #9ed97c7d
