@@ -20,6 +20,11 @@ __all__ = ['check_scores', 'check_negatives', 'sample_negatives', 'check_sampled
            'hsic']
 
 # %% ../nbs/01_estimators.ipynb #a457df4f
+def _on_host(*ts) -> bool:
+    "True for CPU tensors: the NaN checks run there only (on a GPU they would wait for the device at every step)."
+    # on a GPU a NaN shows in the metrics the trainer logs every `log_every` steps (DIM's trainer stops on it)
+    return all(t.device.type == "cpu" for t in ts)
+
 def check_scores(scores: torch.Tensor, # (B, B) or (B, B, *L) critic scores
                  name: str = "scores", # the caller's name, for the message
                 ) -> torch.Tensor:
@@ -31,7 +36,8 @@ def check_scores(scores: torch.Tensor, # (B, B) or (B, B, *L) critic scores
     if scores.shape[0] < 2:
         raise ValueError(f"{name}: need at least 2 samples (a positive and a negative per row); got B = {scores.shape[0]}.")
     if not scores.is_floating_point(): raise TypeError(f"{name}: expected floating-point scores, got {scores.dtype}.")
-    if torch.isnan(scores).any(): raise ValueError(f"{name}: scores contain NaN; check the critic's inputs and learning rate.")
+    if _on_host(scores) and torch.isnan(scores).any():
+        raise ValueError(f"{name}: scores contain NaN; check the critic's inputs and learning rate.")
     return scores
 
 def _pos_neg(scores: torch.Tensor):
@@ -81,7 +87,7 @@ def check_sampled(scores: tuple, # (pos (B, *L), neg (B, K, *L))
         raise ValueError(f"{name}: expected positives (B, *L) and negatives (B, K, *L) with K >= 1; got "
                          f"{tuple(pos.shape)} and {tuple(neg.shape)}.")
     if not (pos.is_floating_point() and neg.is_floating_point()): raise TypeError(f"{name}: expected floating-point scores.")
-    if torch.isnan(pos).any() or torch.isnan(neg).any():
+    if _on_host(pos, neg) and (torch.isnan(pos).any() or torch.isnan(neg).any()):
         raise ValueError(f"{name}: scores contain NaN; check the critic's inputs and learning rate.")
     return pos, neg
 
