@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .infogan import GANBase, Latent, LatentSpec, QOut, d_loss, frozen, g_loss, info_li
+from .infogan import GANBase, InfoTermsConfig, Latent, LatentSpec, QOut, d_loss, frozen, g_loss, info_li
 
 # %% auto #0
 __all__ = ['BiArch', 'BiGenerator', 'BiEncoder', 'BiInputNoise', 'BiDiscriminator', 'BiInfoGANConfig', 'BiInfoGAN']
@@ -88,15 +88,12 @@ class BiDiscriminator(nn.Module):
 
 # %% ../nbs/12_bi_infogan.ipynb #77bc7565
 @dataclass
-class BiInfoGANConfig:
-    "Everything that defines a Bidirectional-InfoGAN model and its optimisation."
+class BiInfoGANConfig(InfoTermsConfig):
+    "Everything that defines a Bidirectional-InfoGAN model and its optimisation (with the family's shared settings)."
     latent: LatentSpec = field(default_factory=lambda: LatentSpec(n_z=16))
     arch: BiArch = field(default_factory=BiArch)
     lr_d: float = 1e-4 # discriminator
     lr_ge: float = 5e-4 # generator and encoder
-    beta1: float = .5 # Adam beta1
-    lam_cat: float = 1. # lambda for the categorical code
-    lam_cont: float = .1 # lambda for the continuous codes
 
 # %% ../nbs/12_bi_infogan.ipynb #7c8228df
 class BiInfoGAN(GANBase):

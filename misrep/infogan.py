@@ -19,8 +19,8 @@ from .train import Trainer
 
 # %% auto #0
 __all__ = ['LatentSpec', 'Latent', 'sample_latent', 'traversal_latent', 'InfoGANArch', 'InfoGANGenerator', 'QOut',
-           'InfoGANDiscriminator', 'd_loss', 'g_loss', 'info_li', 'frozen', 'GANBase', 'InfoGANConfig', 'InfoGAN',
-           'gan_step', 'gan_trainer']
+           'InfoGANDiscriminator', 'd_loss', 'g_loss', 'info_li', 'frozen', 'GANBase', 'InfoTermsConfig',
+           'InfoGANConfig', 'InfoGAN', 'gan_step', 'gan_trainer']
 
 # %% ../nbs/10_infogan.ipynb #807ab5af
 @dataclass
@@ -203,18 +203,23 @@ class GANBase(nn.Module):
     def optimizers(self) -> dict: return {}
     def train_step(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict: raise NotImplementedError
 
+# %% ../nbs/10_infogan.ipynb #ebbc00d1
+@dataclass
+class InfoTermsConfig:
+    "Settings InfoGAN and Bidirectional-InfoGAN share: the latent code, Adam's beta1, the weights of the information terms."
+    latent: LatentSpec = field(default_factory=LatentSpec)
+    beta1: float = .5 # Adam beta1
+    lam_cat: float = 1. # lambda for the categorical code
+    lam_cont: float = .1 # lambda for the continuous codes
+
 # %% ../nbs/10_infogan.ipynb #8d30918e
 @dataclass
-class InfoGANConfig:
-    "Everything that defines an InfoGAN model and its optimisation."
-    latent: LatentSpec = field(default_factory=LatentSpec)
+class InfoGANConfig(InfoTermsConfig):
+    "Everything that defines an InfoGAN model and its optimisation (with the family's shared settings)."
     arch: InfoGANArch = field(default_factory=InfoGANArch)
     lr_d: float = 2e-4 # D (trunk and D head)
     lr_g: float = 1e-3 # generator
     lr_q: float = 1e-3 # Q head
-    beta1: float = .5 # Adam beta1
-    lam_cat: float = 1. # lambda for the categorical code
-    lam_cont: float = .1 # lambda for the continuous codes
 
 # %% ../nbs/10_infogan.ipynb #1380485a
 class InfoGAN(GANBase):
