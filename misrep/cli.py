@@ -384,8 +384,9 @@ def run_experiment(plan: RunPlan, # from plan_run
             "resolves the run folder differently from the notebook.")
         return 1
     _summary(plan, say)
-    say(f"Executed notebook: {plan.executed}\nThe same command again resumes from the checkpoints in {plan.run_dir} "
-        f"(nothing finished is retrained):\n  {plan.command()}")
+    again = (f"resumes from the checkpoints in {plan.run_dir} (nothing finished is retrained)"
+             if (plan.run_dir / "checkpoints").is_dir() else f"writes {plan.run_dir} again (this notebook trains nothing)")
+    say(f"Executed notebook: {plan.executed}\nThe same command again {again}:\n  {plan.command()}")
     return 0
 
 # %% ../nbs/06_cli.ipynb #4ed3437c
