@@ -45,6 +45,13 @@ def claim(claims: Path, name: str) -> bool:
     return True
 
 
+def run_folder(dry_run: str) -> str:
+    "The run folder named by `misrep run ... --dry-run` (its line '  run folder PATH [(resumes from ...)]')."
+    for line in dry_run.splitlines():
+        if line.strip().startswith("run folder"): return line.split("run folder", 1)[1].split()[0]
+    raise SystemExit(f"could not read the run folder from misrep run --dry-run:\n{dry_run}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="../shared/data/cifar10-jpeg", help="CIFAR-10 as an image folder, or 'cifar10'")
@@ -65,9 +72,7 @@ def main(argv=None):
     for seed, row in jobs:
         p = dict(ROWS[row], dataset=a.dataset, seed=seed)
         args = [str(misrep), "run", "dim", "--profile", a.profile] + [x for k, v in p.items() for x in ("-p", k, str(v))]
-        name = subprocess.run(args + ["--dry-run"], capture_output=True, text=True, check=True).stdout
-        out = next((l.split("run folder", 1)[1].split()[0] for l in name.splitlines() if "run folder" in l), None)
-        if out is None: raise SystemExit(f"could not read the run folder from misrep run --dry-run:\n{name}")
+        out = run_folder(subprocess.run(args + ["--dry-run"], capture_output=True, text=True, check=True).stdout)
         if (Path(out) / "summary.json").exists(): print(f"done already: {out}", flush=True); continue
         if a.dry_run: print("would run:", " ".join(args)); continue
         if not claim(Path("runs/.claims"), Path(out).name): print(f"taken by the other worker: {out}", flush=True); continue
