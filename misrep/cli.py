@@ -385,7 +385,7 @@ def run_experiment(plan: RunPlan, # from plan_run
         return 1
     _summary(plan, say)
     again = (f"resumes from the checkpoints in {plan.run_dir} (nothing finished is retrained)"
-             if (plan.run_dir / "checkpoints").is_dir() else f"writes {plan.run_dir} again (this notebook trains nothing)")
+             if any((plan.run_dir / "checkpoints").glob("*.pt")) else f"writes {plan.run_dir} again (this notebook trains nothing)")
     say(f"Executed notebook: {plan.executed}\nThe same command again {again}:\n  {plan.command()}")
     return 0
 
