@@ -10,13 +10,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import dim_cifar10_quick as drv  # noqa: E402
 
 
-def test_run_folder_of_a_new_and_of_a_resumed_run():
-    new = "misrep run dim -p seed 1\n  notebook nbs/32_dim.ipynb\n  run folder runs/dim__local_jsd_dot__cifar10-jpeg__quick__seed1\n"
-    assert drv.run_folder(new) == "runs/dim__local_jsd_dot__cifar10-jpeg__quick__seed1"
-    resumed = new.replace("seed1\n", "seed1 (resumes from dim.pt)\n")   # the case the first version misread as 'dim.pt)'
-    assert drv.run_folder(resumed) == "runs/dim__local_jsd_dot__cifar10-jpeg__quick__seed1"
-    with pytest.raises(SystemExit, match="could not read the run folder"):
-        drv.run_folder("misrep run: unknown parameter")
+def test_job_folder_is_the_one_misrep_run_derives(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)   # no run folders here
+    p = dict(drv.ROWS["local_jsd"], dataset="cifar10", seed=1)
+    assert drv.job_folder(p, "quick") == "runs/dim__local_jsd_dot__cifar10__quick__seed1"
+    assert drv.job_folder(dict(drv.ROWS["supervised"], dataset="cifar10", seed=0), "quick") == "runs/dim__supervised__cifar10__quick__seed0"
 
 
 def test_a_claim_is_held_while_its_process_lives_and_taken_over_after(tmp_path):

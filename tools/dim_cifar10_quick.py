@@ -45,11 +45,10 @@ def claim(claims: Path, name: str) -> bool:
     return True
 
 
-def run_folder(dry_run: str) -> str:
-    "The run folder named by `misrep run ... --dry-run` (its line '  run folder PATH [(resumes from ...)]')."
-    for line in dry_run.splitlines():
-        if line.strip().startswith("run folder"): return line.split("run folder", 1)[1].split()[0]
-    raise SystemExit(f"could not read the run folder from misrep run --dry-run:\n{dry_run}")
+def job_folder(params: dict, profile: str) -> str:
+    "The run folder `misrep run dim` derives from these parameters (misrep.cli.plan_run: no kernel, resume checked)."
+    from misrep.cli import plan_run
+    return str(plan_run("dim", params, profile=profile).run_dir)
 
 
 def main(argv=None):
@@ -72,7 +71,7 @@ def main(argv=None):
     for seed, row in jobs:
         p = dict(ROWS[row], dataset=a.dataset, seed=seed)
         args = [str(misrep), "run", "dim", "--profile", a.profile] + [x for k, v in p.items() for x in ("-p", k, str(v))]
-        out = run_folder(subprocess.run(args + ["--dry-run"], capture_output=True, text=True, check=True).stdout)
+        out = job_folder(p, a.profile)
         if (Path(out) / "summary.json").exists(): print(f"done already: {out}", flush=True); continue
         if a.dry_run: print("would run:", " ".join(args)); continue
         if not claim(Path("runs/.claims"), Path(out).name): print(f"taken by the other worker: {out}", flush=True); continue
