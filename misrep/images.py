@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from .core import DataNotFoundError, data_root
 
 # %% auto #0
-__all__ = ['MNIST_FILES', 'load_mnist', 'load_cifar10', 'load_cifar100', 'image_folder_classes', 'load_image_folder',
-           'load_images']
+__all__ = ['MNIST_FILES', 'IMG_EXTENSIONS', 'read_idx', 'load_mnist', 'load_cifar10', 'load_cifar100', 'image_folder_classes',
+           'image_folder_samples', 'load_image_folder', 'load_images']
 
 # %% ../nbs/02b_images.ipynb #d5d5f4c1
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -44,13 +44,33 @@ def _torchvision_split(name: str, # "mnist", "cifar10" or "cifar100"
                                 "that root, or pass root= pointing at a copy.") from e
 
 # %% ../nbs/02b_images.ipynb #1d8e0880
+def read_idx(path: str | os.PathLike, # an idx file of unsigned bytes (MNIST's format)
+            ) -> np.ndarray:
+    "The uint8 array of an idx file; `ValueError` when its header is not an idx header of bytes or its length disagrees."
+    path = Path(path)
+    with open(path, "rb") as f: head = f.read(4)
+    if len(head) < 4 or head[:3] != b"\x00\x00\x08" or not 1 <= head[3] <= 4:
+        raise ValueError(f"{path} is not an idx file of unsigned bytes: expected a header 00 00 08 <1..4>, found {head.hex(' ')}")
+    nd = head[3]
+    shape = tuple(int(s) for s in np.fromfile(path, dtype=">u4", count=nd, offset=4))
+    found, expected = path.stat().st_size, 4 + 4 * nd + int(np.prod(shape))
+    if found != expected:
+        raise ValueError(f"{path}: its header says shape {shape} ({expected:,} bytes), the file has {found:,} bytes "
+                         "(truncated or not MNIST?)")
+    return np.fromfile(path, dtype=np.uint8, offset=4 + 4 * nd).reshape(shape)
+
 def load_mnist(root: str | os.PathLike | None = None, # data root holding MNIST/raw (None: misrep.core.data_root())
                train: bool = True, # the 60k training split, else the 10k test split
                download: bool = True, # let torchvision download the files when they are missing
               ) -> tuple[torch.Tensor, torch.Tensor]:
     "MNIST as (images (N, 1, 28, 28) uint8, labels (N,) int64), read once into memory."
-    ds = _torchvision_split("mnist", root, train, download)
-    return ds.data.unsqueeze(1).contiguous(), ds.targets.long()
+    raw = data_root(root) / "MNIST" / "raw"; split = "train" if train else "t10k"
+    files = raw / f"{split}-images-idx3-ubyte", raw / f"{split}-labels-idx1-ubyte"
+    if not all(f.is_file() for f in files): _torchvision_split("mnist", root, train, download) # downloads, or says where
+    x, y = read_idx(files[0]), read_idx(files[1])
+    if x.ndim != 3 or x.shape[1:] != (28, 28) or y.ndim != 1 or len(x) != len(y):
+        raise ValueError(f"{raw}: expected images (N, 28, 28) and labels (N,), found {x.shape} and {y.shape}")
+    return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y).long()
 
 # %% ../nbs/02b_images.ipynb #5701a884
 def _cifar(name: str, root, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,6 +94,8 @@ def load_cifar100(root: str | os.PathLike | None = None, # data root holding cif
     return _cifar("cifar100", root, train, download)
 
 # %% ../nbs/02b_images.ipynb #984f5e6a
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp") # torchvision's, any case
+
 def _folder_root(path: Path, train: bool) -> Path:
     "The ImageFolder root of a split: path/train or path/test when both exist, else path itself."
     if not path.is_dir():
@@ -82,11 +104,26 @@ def _folder_root(path: Path, train: bool) -> Path:
     has_split = (path / "train").is_dir() and (path / "test").is_dir()
     return path / ("train" if train else "test") if has_split else path
 
+def _classes(root: Path) -> list[str]:
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
+    if not classes: raise DataNotFoundError(f"No class sub-folders in {root}: expected {root}/<class>/<image> (ImageFolder layout).")
+    return classes
+
 def image_folder_classes(path: str | os.PathLike, # an image folder (see `load_image_folder`)
                         ) -> list[str]:
     "The class names of an image folder, in label order (sorted sub-folder names, of train/ when split)."
-    from torchvision.datasets.folder import find_classes
-    return find_classes(str(_folder_root(Path(path).expanduser(), True)))[0]
+    return _classes(_folder_root(Path(path).expanduser(), True))
+
+def image_folder_samples(root: str | os.PathLike, # one split's folder of class sub-folders
+                        ) -> list[tuple[Path, int]]:
+    "(image file, label) of every image in ImageFolder's order: classes sorted, each class's files walked sorted."
+    root = Path(root); out = []
+    for label, c in enumerate(_classes(root)):
+        n = len(out)
+        for folder, _, names in sorted(os.walk(root / c, followlinks=True)):
+            out += [(Path(folder) / f, label) for f in sorted(names) if f.lower().endswith(IMG_EXTENSIONS)]
+        if len(out) == n: raise DataNotFoundError(f"No image in {root / c}: expected files ending in {', '.join(IMG_EXTENSIONS)}.")
+    return out
 
 # %% ../nbs/02b_images.ipynb #d79d463d
 def load_image_folder(path: str | os.PathLike, # folder of class sub-folders, optionally split into train/ and test/
@@ -96,18 +133,19 @@ def load_image_folder(path: str | os.PathLike, # folder of class sub-folders, op
                       test_fraction: float = 0.2, # share held out of an unsplit folder
                      ) -> tuple[torch.Tensor, torch.Tensor]:
     "An image folder's split as (images (N, 3, size, size) uint8 RGB, labels (N,) int64 in sorted class order)."
-    import torchvision
-    from torchvision.transforms import functional as TF
+    from PIL import Image
     path = Path(path).expanduser(); root = _folder_root(path, train)
-    ds = torchvision.datasets.ImageFolder(str(root))
-    idx = np.arange(len(ds))
+    samples = image_folder_samples(root)
+    idx = np.arange(len(samples))
     if root == path:
-        perm = np.random.default_rng(split_seed).permutation(len(ds))
-        n_test = max(1, int(round(test_fraction * len(ds))))
+        perm = np.random.default_rng(split_seed).permutation(len(samples))
+        n_test = max(1, int(round(test_fraction * len(samples))))
         idx = np.sort(perm[n_test:] if train else perm[:n_test])
-    imgs = [TF.pil_to_tensor(TF.resize(ds.loader(ds.samples[i][0]).convert("RGB"), [size, size], antialias=True)) for i in idx]
-    labels = torch.tensor([ds.samples[i][1] for i in idx], dtype=torch.long)
-    return torch.stack(imgs), labels
+    x = np.empty((len(idx), size, size, 3), dtype=np.uint8)
+    for j, i in enumerate(idx):
+        with open(samples[i][0], "rb") as f: x[j] = np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.BILINEAR))
+    labels = torch.tensor([samples[i][1] for i in idx], dtype=torch.long)
+    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), labels
 
 # %% ../nbs/02b_images.ipynb #8bdf777a
 def load_images(dataset: str, # "mnist", "cifar10", "cifar100", or a path to an image folder
