@@ -26,7 +26,7 @@ from .core import RunConfig, resolve_run_config, resume_diff
 # %% auto #0
 __all__ = ['EXPERIMENTS', 'RunCommandError', 'ExperimentNotReady', 'Experiment', 'notebooks_dir', 'parameters_cell',
            'notebook_parameters', 'parse_value', 'RunPlan', 'plan_run', 'ProgressEcho', 'section_heading',
-           'find_kernel', 'run_experiment']
+           'find_kernel', 'run_experiment', 'NotebookError', 'exec_notebook']
 
 # %% ../nbs/06_cli.ipynb #3794f0c7
 class RunCommandError(Exception):
@@ -388,6 +388,39 @@ def run_experiment(plan: RunPlan, # from plan_run
              if any((plan.run_dir / "checkpoints").glob("*.pt")) else f"writes {plan.run_dir} again (this notebook trains nothing)")
     say(f"Executed notebook: {plan.executed}\nThe same command again {again}:\n  {plan.command()}")
     return 0
+
+# %% ../nbs/06_cli.ipynb #cd3f26ce
+class NotebookError(RuntimeError):
+    "A cell of a notebook run by `exec_notebook` raised: the notebook and the cell, the cell's exception as the cause."
+
+def exec_notebook(path: str | os.PathLike, # the notebook (.ipynb)
+                  params: dict | None = None, # values replacing the `parameters` cell's, as papermill injects them
+                  cwd: str | os.PathLike | None = None, # the folder its cells run in (None: the current one)
+                 ) -> dict:
+    "Run a notebook's code cells in this process, the parameters injected; its namespace. `NotebookError` for a failed cell."
+    import random
+    import numpy as np
+    import torch
+    path, params = Path(path), dict(params or {})
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    ns = {"__name__": "__main__", "display": lambda *a, **k: None}
+    here, threads = os.getcwd(), torch.get_num_threads()
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    if cwd is not None: os.chdir(cwd)
+    try:
+        for i, c in enumerate(cells, 1):
+            try: exec(compile("".join(c["source"]), f"<{path.name} code cell {i}>", "exec"), ns)
+            except Exception as e: raise NotebookError(f"{path.name}, code cell {i} of {len(cells)}: {type(e).__name__}: {e}") from e
+            if "parameters" in c.get("metadata", {}).get("tags", []):
+                unknown = sorted(set(params) - set(ns))
+                if unknown: raise NotebookError(f"{path.name} has no parameters {unknown} (its parameters cell defines "
+                                                f"{sorted(k for k in ns if not k.startswith('_') and k != 'display')})")
+                ns.update(params)
+        return ns
+    finally:
+        os.chdir(here); torch.set_num_threads(threads)
+        random.setstate(states[0]); np.random.set_state(states[1]); torch.set_rng_state(states[2])
+        if "matplotlib.pyplot" in sys.modules: sys.modules["matplotlib.pyplot"].close("all")
 
 # %% ../nbs/06_cli.ipynb #4ed3437c
 def main(argv: list | None = None, # the command line's arguments (default sys.argv[1:])

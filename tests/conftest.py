@@ -1,8 +1,10 @@
-"""Shared pytest helpers: run an experiment notebook through papermill, locate real data sets."""
+"""Shared pytest helpers: run an experiment notebook (in this process, or through papermill), locate real data sets."""
 import os
 from pathlib import Path
 
 import pytest
+
+from misrep.cli import NotebookError, exec_notebook  # noqa: F401 (NotebookError: for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 NBS = REPO / "nbs"
@@ -10,16 +12,21 @@ NBS = REPO / "nbs"
 SHARED_DATA = Path(os.environ.get("MISREP_TEST_DATA") or REPO.parent / "shared" / "data")
 
 
-def run_notebook(name, out_dir, **parameters):
-    """Execute nbs/{name} with papermill into out_dir (created) and return the executed notebook's path."""
-    import papermill as pm
+def run_notebook(name, out_dir, kernel=False, **parameters):
+    """Execute nbs/{name} into out_dir (created), `out_dir` and `parameters` injected, from the repository root.
 
+    By default in this process (`misrep.cli.exec_notebook`: torch and misrep are imported already, no kernel starts; a
+    failing cell raises `NotebookError`). `kernel=True` runs it as `misrep run` does, through papermill in a Jupyter
+    kernel, and writes the executed notebook (a failing cell raises `PapermillExecutionError`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / name
-    pm.execute_notebook(str(NBS / name), str(output), parameters={"out_dir": str(out_dir), **parameters},
-                        cwd=str(REPO), kernel_name="python3", progress_bar=False)
-    return output
+    params = {"out_dir": str(out_dir), **parameters}
+    if not kernel:
+        return exec_notebook(NBS / name, params, cwd=REPO)
+    import papermill as pm
+    pm.execute_notebook(str(NBS / name), str(out_dir / name), parameters=params, cwd=str(REPO), kernel_name="python3",
+                        progress_bar=False)
+    return out_dir / name
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Colored-MNIST shared/exclusive experiment (Sanchez et al.'s first): papermill smoke run of nbs/35_colored_mnist.ipynb
+"""Colored-MNIST shared/exclusive experiment (Sanchez et al.'s first): smoke run of nbs/35_colored_mnist.ipynb
 with its resume and refusal of changed settings, the splits, exact resume of both two-domain stages (interrupted in
 either stage), the paper profile's model on 28x28 pairs, and a short training run whose codes separate the factors."""
 import json
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import check_two_stage_resume, run_notebook, write_fake_mnist
+from conftest import NotebookError, check_two_stage_resume, run_notebook, write_fake_mnist
 from misrep.colored_mnist import ColoredMNISTPairs
 from misrep.colored_mnist_model import (CMNIST_PAPER_TABLE, CMNIST_PROFILES, ColoredMNISTModelConfig, ColoredMNISTRunConfig,
                                         TwoDomainExclusiveStage, TwoDomainSharedStage, cmnist_distance, cmnist_probe_table,
@@ -26,7 +26,6 @@ TINY = ColoredMNISTModelConfig(channels=(4, 8, 8), shared_dim=6, exclusive_dim=3
 
 # --- the smoke run -------------------------------------------------------------------------------------------------
 def test_smoke_run_outputs_resume_and_refusal(tmp_path, mnist_root):
-    pm = pytest.importorskip("papermill")
     out = tmp_path / "run"
     params = dict(profile="smoke", device="cpu", data_root=str(mnist_root), download=False)
     run_notebook(NB, out, **params)
@@ -71,15 +70,14 @@ def test_smoke_run_outputs_resume_and_refusal(tmp_path, mnist_root):
     pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "probe_accuracy.csv", index_col=0), t)
     # a resume with another setting stops, listing the difference, leaving config.json as it was
     before = (out / "config.json").read_text()
-    with pytest.raises(pm.PapermillExecutionError, match=r"model.lambda_adv: 0.01 -> 0.05"):
+    with pytest.raises(NotebookError, match=r"model.lambda_adv: 0.01 -> 0.05"):
         run_notebook(NB, out, lambda_adv=0.05, **params)
     assert (out / "config.json").read_text() == before
 
 
 def test_unknown_profile_and_bad_pairing_stop_at_once(tmp_path):
-    pm = pytest.importorskip("papermill")
     for params, match in ((dict(profile="huge"), "unknown profile"), (dict(profile="smoke", pairing="pixel"), "pairing")):
-        with pytest.raises(pm.PapermillExecutionError, match=match):
+        with pytest.raises(NotebookError, match=match):
             run_notebook(NB, tmp_path / "bad", device="cpu", **params)
         assert not (tmp_path / "bad" / "metrics.csv").exists()
 

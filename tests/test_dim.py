@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SHARED_DATA, run_notebook, write_fake_mnist
+from conftest import SHARED_DATA, NotebookError, run_notebook, write_fake_mnist
 from misrep import evaluation
 from misrep.core import DataNotFoundError, RunDir, resolve_run_config
 from misrep.dim import (DIM_PROFILES, DIMConfig, DIMRunConfig, DeepInfoMax, dim_features, dim_loss, dim_optimizers,
@@ -310,7 +310,7 @@ def test_real_mnist_splits():
     assert sorted(s["test"][1].unique().tolist()) == list(range(10))
 
 
-# ---------------------------------------------------------------- the experiment notebooks (papermill, smoke)
+# ---------------------------------------------------------------- the experiment notebooks (smoke, in this process)
 
 def _image_folder(root):
     from PIL import Image
@@ -373,7 +373,7 @@ def test_smoke_image_folder_resume_and_refusal(smoke_runs, tmp_path):
     assert json.loads((out / "summary_val.json").read_text())["n_held_out"] == 40
     # a training setting changed on resume stops, listing the difference, and leaves config.json as it was
     before = (out / "config.json").read_text()
-    with pytest.raises(Exception, match=r"model.estimator: 'dv' -> 'jsd'"):
+    with pytest.raises(NotebookError, match=r"model.estimator: 'dv' -> 'jsd'"):
         run_notebook("32_dim.ipynb", out, **{**params, "estimator": "jsd"})
     assert (out / "config.json").read_text() == before
 
@@ -412,6 +412,6 @@ def test_smoke_supervised_run_and_table_notebook(smoke_runs, tmp_path):
 
 
 def test_unknown_profile_fails_at_once(tmp_path):
-    with pytest.raises(Exception, match="unknown profile"):
+    with pytest.raises(NotebookError, match="unknown profile"):
         run_notebook("32_dim.ipynb", tmp_path / "run", profile="huge")
     assert not (tmp_path / "run" / "metrics.csv").exists()

@@ -1,6 +1,6 @@
 """tools/gpu_check.py: the GPU script's --dry mode (the same script on the CPU with tiny settings: a 960-image render
-and build, every step case at the smoke profile, InfoGAN smoke for 2 seeds as 2 processes), and its plain notebook
-executor (parameters injected as papermill does, unknown ones refused)."""
+and build, every step case at the smoke profile, InfoGAN smoke for 2 seeds as 2 processes). Its
+notebook executor, misrep.cli.exec_notebook, is tested in nbs/06_cli.ipynb."""
 import json
 import math
 import os
@@ -65,21 +65,6 @@ def test_dry_run_infogan_seeds_ran_as_separate_processes(dry):
         assert json.loads((d / "summary.json").read_text())["seeds"] == [s]
         assert pd.read_csv(d / "metrics.csv").step.max() == 4
         assert acc.loc[str(s), "acc_encoder"] == pytest.approx(pd.read_csv(d / "tables" / "accuracy.csv", index_col=0).loc[str(s), "acc_encoder"])
-
-
-def _notebook(path, cells):
-    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]} if i == 0 else {}, "source": src,
-                     "outputs": [], "execution_count": None} for i, src in enumerate(cells)],
-          "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
-    path.write_text(json.dumps(nb))
-    return path
-
-
-def test_exec_notebook_injects_parameters(tmp_path):
-    nb = _notebook(tmp_path / "n.ipynb", ["a = 1\nb = 'x'", "c = a * 10\nd = b + '!'"])
-    ns = gpu_check.exec_notebook(nb, {"a": 4})
-    assert (ns["c"], ns["d"]) == (40, "x!")
-    with pytest.raises(ValueError, match=r"no parameters \['z'\]"): gpu_check.exec_notebook(nb, {"z": 1})
 
 
 def test_missing_mnist_says_where(tmp_path):

@@ -5,9 +5,8 @@ import math
 import pandas as pd
 import pytest
 import torch
-from papermill.exceptions import PapermillExecutionError
 
-from conftest import run_notebook
+from conftest import NotebookError, run_notebook
 
 BOUNDS = ["dv", "nwj", "infonce", "jsd", "mine", "smile", "alpha"]
 
@@ -47,17 +46,17 @@ def test_smoke_run_writes_well_formed_outputs_and_resumes(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(out / "metrics.csv"), m)
     # ... and a resume with another setting stops, listing the difference, leaving config.json as it was
     before = (out / "config.json").read_text()
-    with pytest.raises(PapermillExecutionError, match=r"lr: 0.001 -> 0.01"):
+    with pytest.raises(NotebookError, match=r"lr: 0.001 -> 0.01"):
         run_notebook("33_mi_bounds.ipynb", out, profile="smoke", seed=1, lr=0.01)
     assert (out / "config.json").read_text() == before
 
 
 def test_unknown_profile_stops_at_once(tmp_path):
-    with pytest.raises(PapermillExecutionError, match="unknown profile"):
+    with pytest.raises(NotebookError, match="unknown profile"):
         run_notebook("33_mi_bounds.ipynb", tmp_path / "bad", profile="huge")
     assert not (tmp_path / "bad" / "metrics.csv").exists()
 
 
 def test_unknown_bound_is_refused(tmp_path):
-    with pytest.raises(PapermillExecutionError, match="unknown bound"):
+    with pytest.raises(NotebookError, match="unknown bound"):
         run_notebook("33_mi_bounds.ipynb", tmp_path / "bad", profile="smoke", bounds=["dv", "mine2"])

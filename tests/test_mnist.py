@@ -10,9 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from papermill.exceptions import PapermillExecutionError
 
-from conftest import run_notebook
+from conftest import NotebookError, run_notebook
 from misrep.bi_infogan import BiArch, BiInfoGAN, BiInfoGANConfig
 from misrep.core import DataNotFoundError, RunDir
 from misrep.evaluation import hungarian_accuracy
@@ -24,10 +23,16 @@ from misrep.mnist_eval import MNIST_RUNS, code_confusion, encoder_accuracy, gene
 FIGURES = ["traversal_categorical", "traversal_continuous_1", "traversal_continuous_2", "samples", "training_curves"]
 
 
+@pytest.fixture(scope="module")
+def classifier_cache(tmp_path_factory):
+    """One classifier cache for this file's runs: the first run trains the digit classifier, the others load it."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture
-def quiet_env(tmp_path, monkeypatch):
-    """A fresh classifier cache, no progress bars, one thread (the notebook kernels inherit the environment)."""
-    monkeypatch.setenv("MISREP_CACHE", str(tmp_path / "cache"))
+def quiet_env(classifier_cache, monkeypatch):
+    """A classifier cache of the tests' own, no progress bars, one thread."""
+    monkeypatch.setenv("MISREP_CACHE", str(classifier_cache))
     monkeypatch.setenv("MISREP_PROGRESS", "0")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
@@ -81,7 +86,7 @@ def test_smoke_resume_and_changed_setting(tmp_path, mnist_root, quiet_env):
     pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / "accuracy.csv", index_col=0).drop(columns="train_wall_s"),
                                   acc.drop(columns="train_wall_s"))
     # a resume with another setting stops with the difference, before config.json is touched
-    with pytest.raises(PapermillExecutionError, match=r"model.lam_cat: 1.0 -> 2.0"):
+    with pytest.raises(NotebookError, match=r"model.lam_cat: 1.0 -> 2.0"):
         run_notebook("31_mnist.ipynb", out, lam_cat=2.0, **params)
     assert (out / "config.json").read_text() == before
 
@@ -113,7 +118,7 @@ def test_hsic_sweep_smoke(tmp_path, mnist_root, quiet_env):
 ])
 def test_bad_parameters_stop_before_anything_is_written(tmp_path, params, message):
     out = tmp_path / "bad"
-    with pytest.raises(PapermillExecutionError, match=message):
+    with pytest.raises(NotebookError, match=message):
         run_notebook("31_mnist.ipynb", out, data_root=str(tmp_path / "no_data"), **params)
     assert not (out / "config.json").exists() and not (out / "checkpoints").exists()
 

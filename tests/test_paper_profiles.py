@@ -117,7 +117,7 @@ def check_table(out, name):
 
 
 def run_paper(name, out, **params):
-    run_notebook(name, out, profile="paper", device="cpu", **params)
+    run_notebook(name, out, kernel=True, profile="paper", device="cpu", **params)
 
 
 # ---------------------------------------------------------------- Shapes3D shared/exclusive (nbs/30)

@@ -15,7 +15,7 @@
 
 Nothing needs the internet: MNIST comes from --mnist-root (a folder holding MNIST/raw with the four idx files, or
 their .gz, which are decompressed in place). No Jupyter either: the notebook is executed cell by cell in a plain
-Python process (`exec_notebook`), its parameters set as papermill would.
+Python process (`misrep.cli.exec_notebook`), its parameters set as papermill would.
 
     python3 tools/gpu_check.py [--out results/gpu] [--mnist-root DIR] [--device cuda] [--budget 570]
     python3 tools/gpu_check.py --dry --out /tmp/x --mnist-root DIR   # the same script on the CPU, tiny settings (tests)
@@ -44,23 +44,6 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
 
 def log(msg):
     print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-# ---------------------------------------------------------------- a notebook without Jupyter
-def exec_notebook(path, params: dict) -> dict:
-    """Execute an experiment notebook's code cells in order in this process, the `parameters` cell's values replaced
-    by `params` (as papermill injects them); return the notebook's namespace."""
-    nb = json.loads(Path(path).read_text())
-    ns = {"__name__": "__main__", "display": lambda *a, **k: None}
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code": continue
-        src = "".join(cell["source"])
-        exec(compile(src, f"{Path(path).name}[cell {i}]", "exec"), ns)
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            unknown = set(params) - set(ns)
-            if unknown: raise ValueError(f"{path} has no parameters {sorted(unknown)}")
-            ns.update(params)
-    return ns
 
 
 # ---------------------------------------------------------------- phases
@@ -232,6 +215,7 @@ def main(argv=None):
     ap.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.exec_notebook:                                             # a child process: one notebook run
+        from misrep.cli import exec_notebook
         exec_notebook(a.exec_notebook, json.loads(a.params)); return {}
     t_start = time.time()
     deadline = lambda share: t_start + share * a.budget
