@@ -389,7 +389,7 @@ def run_experiment(plan: RunPlan, # from plan_run
     say(f"Executed notebook: {plan.executed}\nThe same command again {again}:\n  {plan.command()}")
     return 0
 
-# %% ../nbs/06_cli.ipynb #cd3f26ce
+# %% ../nbs/06_cli.ipynb #7424cbb3
 class NotebookError(RuntimeError):
     "A cell of a notebook run by `exec_notebook` raised: the notebook and the cell, the cell's exception as the cause."
 

@@ -29,7 +29,8 @@ from .train import Trainer
 __all__ = ['MNIST_PROFILES', 'MNIST_RUNS', 'HSIC_SWEEP_PROFILES', 'DigitClassifier', 'train_classifier', 'get_classifier',
            'CodeMatch', 'generator_accuracy', 'encoder_accuracy', 'code_confusion', 'grid_figure', 'traversal_figure',
            'samples_figure', 'evaluate', 'seed_accuracy_table', 'MnistRunConfig', 'InfoGANRun', 'HSICInfoGANRun',
-           'BiInfoGANRun', 'mnist_run_config', 'HSICSweepRun', 'tagged_run', 'gather_metrics', 'curves_figure']
+           'BiInfoGANRun', 'mnist_run_config', 'HSICSweepRun', 'tagged_run', 'gather_metrics', 'gather_seed_runs',
+           'curves_figure']
 
 # %% ../nbs/13_mnist_eval.ipynb #d75a3702
 class DigitClassifier(nn.Module):
@@ -309,6 +310,39 @@ def gather_metrics(run: RunDir, # the run folder
     df = df[["step", *[c for c in df.columns if c != "step"]]]
     df.to_csv(run.metrics_path, index=False)
     return df
+
+# %% ../nbs/13_mnist_eval.ipynb #08b26ff8
+def gather_seed_runs(runs: list, # run folders of nbs/31_mnist.ipynb (each: config.json, tables/accuracy.csv)
+                     dest: str | os.PathLike, # the folder to gather them into
+                    ) -> pd.DataFrame:
+    "Copy each run under dest/seed{s}/ and write dest/tables/accuracy.{csv,md} over all their seeds; the table."
+    import json, shutil
+    from pathlib import Path
+    from .core import config_diff
+    runs, rows, first, seen = [Path(r) for r in runs], [], None, {}
+    if not runs: raise ValueError("no run folders given")
+    for r in runs:
+        if not (r / "tables" / "accuracy.csv").is_file() or not (r / "config.json").is_file():
+            raise FileNotFoundError(f"{r} holds no finished run: expected config.json and tables/accuracy.csv")
+        cfg = json.loads((r / "config.json").read_text())
+        ignore = ("seed", "n_seeds", *MnistRunConfig.RUNTIME)
+        if first is None: first = (r, cfg)
+        elif diff := config_diff(first[1], cfg, ignore):
+            raise ValueError(f"{r} and {first[0]} are runs with other settings:\n  " + "\n  ".join(diff))
+        acc = pd.read_csv(r / "tables" / "accuracy.csv", index_col=0)
+        for s in (i for i in acc.index.astype(str) if i not in ("mean", "std")):
+            if s in seen: raise ValueError(f"seed {s} is in both {seen[s]} and {r}")
+            seen[s] = r; rows.append({"seed": int(s), **acc.loc[acc.index.astype(str) == s].iloc[0].to_dict()})
+    out = RunDir(dest)
+    for s, r in seen.items():
+        d = out.path / f"seed{s}"; d.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "metrics.csv", "summary.json"):
+            if (r / name).is_file(): shutil.copy(r / name, d / name)
+        for sub in ("tables", "figures"):
+            if (r / sub).is_dir(): shutil.copytree(r / sub, d / sub, dirs_exist_ok=True)
+    table = seed_accuracy_table(sorted(rows, key=lambda row: row["seed"]))
+    out.save_table(table, "accuracy")
+    return table
 
 # %% ../nbs/13_mnist_eval.ipynb #51468270
 def curves_figure(metrics: pd.DataFrame, # a gathered metrics.csv (step, seed, metrics...)

@@ -53,7 +53,7 @@ def test_dry_run_measures_every_step_case(dry):
 
 
 def test_dry_run_infogan_seeds_ran_as_separate_processes(dry):
-    acc = pd.read_csv(dry / "infogan_paper" / "accuracy.csv", index_col=0)
+    acc = pd.read_csv(dry / "infogan_paper" / "tables" / "accuracy.csv", index_col=0)
     assert list(acc.index) == ["0", "1", "mean", "std"]
     for col in ("acc_generator", "acc_encoder"):
         assert acc[col].iloc[:2].between(0, 1).all()

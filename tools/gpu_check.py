@@ -148,7 +148,7 @@ def prepare_mnist(root: Path) -> Path:
 
 def infogan_seeds(out: Path, device: str, dry: bool, mnist_root: Path, seeds: list, work: Path, timeout: float) -> dict:
     "nbs/31_mnist.ipynb, InfoGAN paper profile, one process per seed at once; tables gathered into out/infogan_paper."
-    from misrep.mnist_eval import get_classifier, seed_accuracy_table
+    from misrep.mnist_eval import gather_seed_runs, get_classifier
     base = dict(model="infogan", profile="paper", device=device, data_root=str(mnist_root), download=False, n_seeds=1,
                 resume=True)
     if dry: base.update(profile="smoke", steps=4, clf_n_train=256, n_test=128, n_per_code=5, threads=1)
@@ -168,27 +168,13 @@ def infogan_seeds(out: Path, device: str, dry: bool, mnist_root: Path, seeds: li
         try: res[s] = p.wait(timeout=max(1, timeout - (time.time() - t0)))
         except subprocess.TimeoutExpired: p.kill(); res[s] = "timeout"
     wall = time.time() - t0
-    dest, rows, failed = out / "infogan_paper", [], {}
-    dest.mkdir(parents=True, exist_ok=True)
-    import pandas as pd
-    for s in seeds:
-        run = work / f"infogan_seed{s}"
-        if res[s] != 0:
-            failed[s] = f"rc={res[s]}: " + (work / f"infogan_seed{s}.log").read_text()[-1500:]; continue
-        d = dest / f"seed{s}"; d.mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "metrics.csv", "summary.json"): shutil.copy(run / name, d / name)
-        shutil.copytree(run / "tables", d / "tables", dirs_exist_ok=True)
-        acc = pd.read_csv(run / "tables" / "accuracy.csv", index_col=0)
-        rows.append({"seed": s, **acc.loc[str(s)].to_dict()})
-    table = seed_accuracy_table(rows) if rows else None
-    if table is not None:
-        table.to_csv(dest / "accuracy.csv")
-        import bench_steps as B
-        (dest / "accuracy.md").write_text(B.markdown(table.reset_index().rename(columns={"index": "seed"})))
+    failed = {s: f"rc={res[s]}: " + (work / f"infogan_seed{s}.log").read_text()[-1500:] for s in seeds if res[s] != 0}
+    done = [work / f"infogan_seed{s}" for s in seeds if res[s] == 0]
+    table = gather_seed_runs(done, out / "infogan_paper") if done else None   # seed{s}/ and tables/accuracy.csv
     return dict(profile=base["profile"], seeds=seeds, wall_seconds=wall, processes=len(seeds), failed=failed,
                 acc_generator_mean=None if table is None else float(table.loc["mean", "acc_generator"]),
                 acc_encoder_mean=None if table is None else float(table.loc["mean", "acc_encoder"]),
-                acc_generator_std=None if table is None or len(rows) < 2 else float(table.loc["std", "acc_generator"]))
+                acc_generator_std=None if table is None or len(done) < 2 else float(table.loc["std", "acc_generator"]))
 
 
 # ---------------------------------------------------------------- the check
@@ -262,7 +248,7 @@ def report(s: dict, out: Path) -> str:
              f"- Steps: `{s.get('steps', {}).get('table')}` ({s.get('steps', {}).get('rows')} rows).",
              f"- InfoGAN {g.get('profile')} profile, {len(g.get('seeds', []))} seeds in parallel: {g.get('wall_seconds', float('nan')):.0f} s; "
              f"generator-side accuracy mean {g.get('acc_generator_mean')}, encoder-side {g.get('acc_encoder_mean')} "
-             f"(`infogan_paper/accuracy.md`).", ""]
+             f"(`infogan_paper/tables/accuracy.md`).", ""]
     for k, v in s.items():
         if isinstance(v, dict) and not v.get("ok", True): lines.append(f"- **{k} failed**: {v.get('error')}")
     return "\n".join(lines) + "\n"
