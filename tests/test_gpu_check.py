@@ -1,4 +1,4 @@
-"""tools/gpu_check.py: the GPU script's --dry mode (the same script on the CPU with tiny settings: a 960-image render
+"""tools/gpu_check.py: the GPU script's --dry mode (the same script on the CPU with tiny settings: a 240-image render
 and build, every step case at the smoke profile, InfoGAN smoke for 2 seeds as 2 processes). Its
 notebook executor, misrep.cli.exec_notebook, is tested in nbs/06_cli.ipynb."""
 import json
@@ -34,8 +34,9 @@ def test_dry_run_every_phase(dry):
     assert s["ok"] and s["dry"] and s["device"] == "cpu"
     for phase in ("machine", "render_in_memory", "steps", "infogan", "build"): assert s[phase]["ok"], (phase, s[phase])
     assert json.loads((dry / "machine.json").read_text())["torch"] == torch.__version__
-    assert s["render_in_memory"]["images"] == 960 and s["build"]["images"] == 960
-    assert "OK, 960 images" in s["build"]["check"] and s["build"]["read_gb"] == pytest.approx(960 * 64 * 64 * 3 / 1e9)
+    n = gpu_check.DRY_IMAGES
+    assert s["render_in_memory"]["images"] == n and s["build"]["images"] == n
+    assert f"OK, {n} images" in s["build"]["check"] and s["build"]["read_gb"] == pytest.approx(n * 64 * 64 * 3 / 1e9)
     assert (dry / "report.md").read_text().startswith("# misrep GPU check (dry run on the CPU)")
 
 

@@ -65,6 +65,7 @@ def _run_steps(pythonpath: Path, out: Path) -> dict:
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.slow   # a guard of one landed change (two processes, ~25 s); the expectation test below runs every time
 def test_all_is_bit_identical_to_the_code_before_the_setting(tmp_path):
     try:
         blob = subprocess.run(["git", "-C", str(REPO), "archive", BASE, "misrep"], check=True, capture_output=True).stdout

@@ -46,6 +46,9 @@ def log(msg):
     print(f"[gpu_check {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+DRY_IMAGES = 240   # --dry: images rendered in memory and built into a file (the GPU run: the full grid)
+
+
 # ---------------------------------------------------------------- phases
 def machine_info(out: Path, device: str) -> dict:
     import torch
@@ -217,10 +220,10 @@ def main(argv=None):
     if a.dry: torch.set_num_threads(1)
     summary = {"dry": a.dry, "device": device, "budget_seconds": a.budget}
     phase(summary, "machine", machine_info, out, device)
-    phase(summary, "render_in_memory", render_in_memory, device, 960 if a.dry else None)
+    phase(summary, "render_in_memory", render_in_memory, device, DRY_IMAGES if a.dry else None)
     phase(summary, "steps", measure_steps, out, device, a.dry, deadline(0.45))
     build_path, build_log = work / "3dshapes.h5", work / "build.log"
-    proc, t_build, ended = start_build(device, build_path, 960 if a.dry else None, build_log)
+    proc, t_build, ended = start_build(device, build_path, DRY_IMAGES if a.dry else None, build_log)
     try:
         phase(summary, "infogan", lambda: infogan_seeds(out, device, a.dry, prepare_mnist(Path(a.mnist_root)), seeds, work,
                                                          deadline(0.95) - time.time()))
