@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""results/mnist_comparison.md from the per-seed accuracy tables of results/mnist_<model>/ (written by nbs/31_mnist.ipynb).
+"""results/mnist_comparison.md from the per-seed accuracy tables of results/mnist_<model>/ (written by nbs/31_mnist.ipynb)
+and of results/mnist_infogan_paper/ (seeds gathered by tools/gather_mnist_seeds.py) when it exists.
 
-Each cell: mean ± sample std over seeds. Pairwise comparisons: Welch's t-test on the per-seed accuracies (unequal
+Each cell: mean ± sample std over seeds. Pairwise comparisons (the `quick` runs, one budget): Welch's t-test on the per-seed accuracies (unequal
 variances), two-sided, and the difference of means with its 95 % Welch confidence interval. With 3 seeds a side the
 test has little power: a p-value above 0.05 says the seeds cannot tell the models apart, not that they are equal.
 
@@ -46,11 +47,15 @@ def main():
     ap.add_argument("--out", default="results/mnist_comparison.md")
     a = ap.parse_args()
     res, rows, acc = Path(a.results), [], {}
-    for m, name in MODELS.items():
-        f = res / f"mnist_{m}"
-        if not (f / "tables" / "accuracy.csv").is_file(): raise SystemExit(f"missing {f}/tables/accuracy.csv: run nbs/31_mnist.ipynb for {m} first")
-        cfg, t = json.loads((f / "config.json").read_text()), per_seed(f)
-        acc[m] = t
+    folders = [(m, res / f"mnist_{m}") for m in MODELS] + [("infogan", res / "mnist_infogan_paper")]
+    for m, f in folders:
+        name = MODELS[m]
+        if not (f / "tables" / "accuracy.csv").is_file():
+            if f.name.endswith("_paper"): continue          # not run yet: the quick rows alone
+            raise SystemExit(f"missing {f}/tables/accuracy.csv: run nbs/31_mnist.ipynb for {m} first")
+        cfg_path = f / "config.json" if (f / "config.json").is_file() else sorted(f.glob("seed*/config.json"))[0]  # gathered seeds
+        cfg, t = json.loads(cfg_path.read_text()), per_seed(f)
+        if cfg["profile"] == "quick": acc[m] = t
         fmt = lambda s: "n/a (no Q/E)" if s.isna().all() else f"{s.mean():.1f} ± {s.std(ddof=1):.1f}"
         run = f"{cfg['profile']}: {cfg['steps']} steps, batch {cfg['batch_size']}, widths /{cfg.get('width_div', 1)}, {len(t)} seeds"
         rows.append(f"| {name} | {run} | {fmt(t.acc_generator)} | {fmt(t.acc_encoder)} | "
