@@ -311,7 +311,7 @@ def gather_metrics(run: RunDir, # the run folder
     df.to_csv(run.metrics_path, index=False)
     return df
 
-# %% ../nbs/13_mnist_eval.ipynb #08b26ff8
+# %% ../nbs/13_mnist_eval.ipynb #5b4e8735
 def gather_seed_runs(runs: list, # run folders of nbs/31_mnist.ipynb (each: config.json, tables/accuracy.csv)
                      dest: str | os.PathLike, # the folder to gather them into
                     ) -> pd.DataFrame:
