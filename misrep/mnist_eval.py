@@ -329,10 +329,10 @@ def gather_seed_runs(runs: list, # run folders of nbs/31_mnist.ipynb (each: conf
         if first is None: first = (r, cfg)
         elif diff := config_diff(first[1], cfg, ignore):
             raise ValueError(f"{r} and {first[0]} are runs with other settings:\n  " + "\n  ".join(diff))
-        acc = pd.read_csv(r / "tables" / "accuracy.csv", index_col=0)
-        for s in (i for i in acc.index.astype(str) if i not in ("mean", "std")):
+        acc = pd.read_csv(r / "tables" / "accuracy.csv", index_col=0); acc.index = acc.index.astype(str)
+        for s in acc.index.drop(["mean", "std"], errors="ignore"):
             if s in seen: raise ValueError(f"seed {s} is in both {seen[s]} and {r}")
-            seen[s] = r; rows.append({"seed": int(s), **acc.loc[acc.index.astype(str) == s].iloc[0].to_dict()})
+            seen[s] = r; rows.append({"seed": int(s), **acc.loc[s].to_dict()})
     out = RunDir(dest)
     for s, r in seen.items():
         d = out.path / f"seed{s}"; d.mkdir(parents=True, exist_ok=True)
