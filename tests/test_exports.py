@@ -7,12 +7,19 @@ made, and pass (`write_fake_mnist` once raised `NameError: struct` that way). He
 run in a new Python process in which every exported cell is replaced by the module that nbdev exported from it
 (`import misrep.<module>`, its names put in scope). A trace function records which of the module's functions ran; every name
 in the module's `__all__` must have run at least once (a class: one of its methods, or its construction).
+
+"A new Python process": forked, where the OS can, from a server process that has imported torch, numpy, pandas and
+matplotlib and nothing of misrep (importing torch takes about 4 s here, a third of a notebook's check); a missing import
+in a misrep module still fails there, since a module's names resolve in its own globals. Elsewhere, `python -c`.
 """
+import atexit
 import json
 import os
 import re
+import select
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -87,14 +94,73 @@ NOTEBOOKS = _library_notebooks()
 REAL_DATA = {"02a_shapes3d_fidelity": REPO.parent / "shared" / "data" / "shapes3d-reference"}
 
 
+# The fork server: reads one request per line (a script, its argv, the files for stdin, stdout and stderr, the folder),
+# forks, runs the script in the child as `python -c` would, and answers the child's pid, then its exit code.
+FORK_SERVER = r'''
+import json, os, sys, traceback
+import matplotlib; matplotlib.use("Agg")
+import numpy, pandas, torch                  # third-party only: nothing of misrep is imported in the server
+for line in sys.stdin:
+    req = json.loads(line)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.chdir(req["cwd"])
+            for fd, path, mode in ((0, req["stdin"], os.O_RDONLY), (1, req["stdout"], os.O_WRONLY | os.O_CREAT),
+                                   (2, req["stderr"], os.O_WRONLY | os.O_CREAT)):
+                os.dup2(os.open(path, mode), fd)
+            sys.stdin = open(0, closefd=False); sys.argv = ["-c", *req["argv"]]
+            exec(compile(req["script"], "<string>", "exec"), {"__name__": "__main__"})
+            code = 0
+        except SystemExit as e: code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException: traceback.print_exc()
+        finally:
+            sys.stdout.flush(); sys.stderr.flush(); os._exit(code)
+    print(json.dumps({"pid": pid}), flush=True)
+    print(json.dumps({"rc": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), flush=True)
+'''
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MISREP_PROGRESS": "0"}
+_server = None
+
+
+def _answer(timeout):
+    if not select.select([_server.stdout], [], [], timeout)[0]: raise TimeoutError(f"no answer in {timeout} s")
+    line = _server.stdout.readline()
+    if not line: raise RuntimeError(f"the fork server died: {_server.stderr.read()[-2000:]}")
+    return json.loads(line)
+
+
+def run_script(script, argv, stdin="", cwd=NBS, timeout=1200):
+    "`python -c script *argv` with `stdin`, in a process forked from the server where the OS can; (returncode, stdout, stderr)."
+    global _server
+    if not hasattr(os, "fork"):
+        r = subprocess.run([sys.executable, "-c", script, *argv], input=stdin, capture_output=True, text=True, cwd=cwd,
+                           timeout=timeout, env=ENV)
+        return r.returncode, r.stdout, r.stderr
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=ENV)
+        atexit.register(_server.kill)
+    with tempfile.TemporaryDirectory() as d:
+        files = {k: os.path.join(d, k) for k in ("stdin", "stdout", "stderr")}
+        Path(files["stdin"]).write_text(stdin)
+        _server.stdin.write(json.dumps({"script": script, "argv": list(argv), "cwd": str(cwd), **files}) + "\n")
+        _server.stdin.flush()
+        pid = _answer(120)["pid"]
+        try: rc = _answer(timeout)["rc"]
+        except TimeoutError:
+            os.kill(pid, 9); _answer(60); raise
+        return rc, Path(files["stdout"]).read_text(), Path(files["stderr"]).read_text()
+
+
 def _run(nb):
     "Run one notebook's test cells against its exported module in a new process; (returncode, stdout, stderr)."
     module, cells = _cells(nb)
     if not module or not any(k == "export" for k, _ in cells): return None, module, "", ""
     # cwd nbs/, as nbdev_test: a notebook's relative paths (../../shared/...) mean the same in both
-    res = subprocess.run([sys.executable, "-c", RUNNER, module], input=json.dumps(cells), capture_output=True, text=True,
-                         cwd=NBS, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1", "MISREP_PROGRESS": "0"})
-    return res.returncode, module, res.stdout, res.stderr
+    rc, out, err = run_script(RUNNER, [module], json.dumps(cells), cwd=NBS)
+    return rc, module, out, err
 
 
 def _check(nb):
@@ -124,7 +190,16 @@ def test_the_runner_catches_a_module_that_misses_an_import(tmp_path, monkeypatch
     mod_src = "import os\n__all__ = ['pack']\ndef pack(n):\n    return struct.pack('>I', n)\n"
     (tmp_path / "fake_mod.py").write_text(mod_src)
     cells = [("test", "import struct"), ("export", ""), ("test", "assert pack(1) == b'\\x00\\x00\\x00\\x01'")]
-    runner = RUNNER.replace('importlib.import_module("misrep." + MOD)', "importlib.import_module(MOD)")
-    res = subprocess.run([sys.executable, "-c", runner, "fake_mod"], input=json.dumps(cells), capture_output=True,
-                         text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path)})
-    assert res.returncode != 0 and "NameError" in res.stderr and "struct" in res.stderr
+    runner = RUNNER.replace('importlib.import_module("misrep." + MOD)', "importlib.import_module(MOD)")  # found in cwd
+    rc, out, err = run_script(runner, ["fake_mod"], json.dumps(cells), cwd=tmp_path)   # as the notebooks' checks run
+    assert rc != 0 and "NameError" in err and "struct" in err, (rc, err[-2000:])
+
+
+def test_the_runner_process_is_fresh_and_returns_its_exit_code():
+    "Each check's process holds no misrep module before its own import; exit codes and output come back; it runs in nbs/."
+    script = "import sys, os; print(sorted(m for m in sys.modules if m.startswith('misrep')), os.getcwd()); sys.exit(3)"
+    for _ in range(2):                                        # a second request gets a new, equally fresh process
+        rc, out, err = run_script(script, [])
+        assert (rc, out.strip()) == (3, f"[] {NBS}"), (rc, out, err)
+    rc, out, err = run_script("import misrep.core; raise ValueError('boom')", [])
+    assert rc == 1 and "ValueError: boom" in err and out == ""
