@@ -239,6 +239,11 @@ class HSICInfoGANRun(MnistRunConfig):
     MODEL: ClassVar[str] = "hsic_infogan"
     model: HSICInfoGANConfig = field(default_factory=HSICInfoGANConfig)
     def build(self) -> HSICInfoGAN: return HSICInfoGAN(self.model)
+    def names(self) -> dict:
+        "The model part names a non-default HSIC weight or kernel width (`hsic_infogan_lam5_w0.5`): no two share a folder."
+        m, d = self.model, HSICInfoGANConfig()
+        tag = self.MODEL + (f"_lam{m.lam_hsic:g}" if m.lam_hsic != d.lam_hsic else "") + (f"_w{m.hsic_width:g}" if m.hsic_width != d.hsic_width else "")
+        return {**super().names(), "model": tag}
 
 @dataclass
 class BiInfoGANRun(MnistRunConfig):
