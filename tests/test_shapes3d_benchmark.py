@@ -71,7 +71,7 @@ def test_table_cell_recomputed(smoke):
     assert t.loc["factors", "modularity"] == pytest.approx(modularity(y.astype(float), y, cfg.metric_train, seed=cfg.seed), abs=5e-5)
     # the per-factor MIG table averages to the table's MIG, for every code
     pf = pd.read_csv(smoke / "tables" / "mig_per_factor.csv", index_col=0)
-    np.testing.assert_allclose(pf.mean(1).loc[CODES], t.loc[CODES, "mig"], atol=5e-4)   # the csv keeps 3 decimals
+    np.testing.assert_allclose(pf.mean(axis=1).loc[CODES], t.loc[CODES, "mig"], atol=5e-4)   # the csv keeps 3 decimals
 
 
 def test_probes_and_logs(smoke):
