@@ -1,0 +1,61 @@
+"""Which part of the real Shapes3D images does the sim-to-real classifier misread? Train the fidelity check's factor
+classifier on renders (as `misrep.shapes3d_fidelity.sim_to_real` does, one per seed), then score the 103 labelled real
+reference images with one region swapped: real pixels in one region (object, walls, floor without the shadow, shadow,
+sky) and the render of the image's own labels elsewhere, and the reverse. Regions come from renders: the pixels that
+change when the object's (wall's, floor's) hue changes; the shadow, the floor pixels that change when the object's
+scale changes. Prints accuracy (%) per factor and variant (results/shapes3d_render/README.md, issue 16).
+
+    OMP_NUM_THREADS=1 python tools/shapes3d_region_swap.py --reference ../shared/data/shapes3d-reference --seeds 0 1 2
+"""
+import argparse
+
+import numpy as np
+import torch
+
+from misrep.shapes3d import FACTOR_SIZES, N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
+from misrep.shapes3d_fidelity import FactorCNN, factor_classifier_trainer, factor_predictions, reference_set
+
+
+def regions(lab: np.ndarray) -> dict:
+    "Boolean (N, 64, 64) masks of the object, walls, floor without the shadow, shadow and sky, from renders of `lab`."
+    R = lambda l: render_shapes3d(torch.from_numpy(l), 2).numpy()
+    differ = lambda a, b: np.abs(a.astype(int) - b.astype(int)).sum(-1) > 6
+    def moved(l, col, shift): l = l.copy(); l[:, col] = (l[:, col] + shift) % FACTOR_SIZES[col]; return l
+    ren = R(lab)
+    obj = differ(ren, R(moved(lab, 2, 5)))
+    wall, floor = differ(ren, R(moved(lab, 1, 5))) & ~obj, differ(ren, R(moved(lab, 0, 5))) & ~obj
+    other = lab.copy(); other[:, 3] = np.where(lab[:, 3] < 4, 7, 0)                  # the other end of the scale range
+    r_other = R(other)
+    shadow = floor & differ(ren, r_other) & ~differ(r_other, R(moved(other, 2, 5)))
+    return dict(object=obj, walls=wall, floor_no_shadow=floor & ~shadow, shadow=shadow, sky=~(obj | wall | floor)), ren
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    refs = reference_set(a.reference)
+    real, lab = refs["images"], refs["labels"]
+    masks, ren = regions(lab)
+    print("pixel fractions: " + ", ".join(f"{k} {m.mean():.3f}" for k, m in masks.items()))
+    variants = {"render": ren, "real": real}
+    for k, m in masks.items():
+        variants[f"real {k} only"] = np.where(m[..., None], real, ren).astype(np.uint8)
+        variants[f"real except {k}"] = np.where(m[..., None], ren, real).astype(np.uint8)
+    geo = render_geometry(torch.arange(N_GEOMETRIES), 2)
+    for seed in a.seeds:                                                  # sim_to_real's classifier, defaults
+        rows = np.random.default_rng(seed).choice(N_IMAGES, 22000, replace=False)
+        cls = grid_classes(rows); x = render_shapes3d(torch.from_numpy(cls[:20000]), 2, geometry=geo)
+        torch.manual_seed(seed); model = FactorCNN(16)
+        t = factor_classifier_trainer(model, x, torch.from_numpy(cls[:20000]), 3000, 64, 1e-3, seed)
+        t.show_progress = False; t.fit()
+        pred = {k: factor_predictions(model, v) for k, v in variants.items()}
+        for f, j in (("scale", 3), ("shape", 4), ("orientation", 5)):
+            print(f"seed {seed} {f}: " + " | ".join(f"{k} {100 * (p[:, j] == lab[:, j]).mean():.1f}" for k, p in pred.items()),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
