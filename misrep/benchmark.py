@@ -246,7 +246,7 @@ def benchmark_table(scores: dict, # code -> {metric: value} (misrep.metrics.dise
                       "train_s": float(i["train_s"]), "encode_s": float(i["encode_s"]), "metrics_s": float(i["metrics_s"]),
                       "data": data, "source": "this run"}
     df = pd.DataFrame.from_dict(rows, orient="index")
-    df["total_s"] = df[["train_s", "encode_s", "metrics_s"]].sum(1)
+    df["total_s"] = df[["train_s", "encode_s", "metrics_s"]].sum(axis=1)
     return df
 
 # %% ../nbs/23_benchmark.ipynb #25531f0b
