@@ -8,9 +8,10 @@ run in a new Python process in which every exported cell is replaced by the modu
 (`import misrep.<module>`, its names put in scope). A trace function records which of the module's functions ran; every name
 in the module's `__all__` must have run at least once (a class: one of its methods, or its construction).
 
-"A new Python process": forked, where the OS can, from a server process that has imported torch, numpy, pandas and
-matplotlib and nothing of misrep (importing torch takes about 4 s here, a third of a notebook's check); a missing import
-in a misrep module still fails there, since a module's names resolve in its own globals. Elsewhere, `python -c`.
+"A new Python process": forked, where the OS can, from a server process that has imported third-party libraries
+(torch, numpy, pandas, matplotlib with pyplot, scipy.optimize, the scikit-learn modules misrep uses, h5py) and nothing
+of misrep (importing torch takes about 4 s here, a third of a notebook's check); a missing import in a misrep module
+still fails there, since a module's names resolve in its own globals. Elsewhere, `python -c`.
 """
 import atexit
 import json
@@ -100,6 +101,7 @@ FORK_SERVER = r'''
 import json, os, sys, traceback
 import matplotlib; matplotlib.use("Agg")
 import numpy, pandas, torch                  # third-party only: nothing of misrep is imported in the server
+import h5py, matplotlib.pyplot, scipy.optimize, sklearn.ensemble, sklearn.linear_model, sklearn.metrics, sklearn.svm
 for line in sys.stdin:
     req = json.loads(line)
     pid = os.fork()
