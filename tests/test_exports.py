@@ -21,6 +21,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -123,31 +124,38 @@ for line in sys.stdin:
     print(json.dumps({"rc": os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])}), flush=True)
 '''
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MISREP_PROGRESS": "0"}
-_server = None
+_server, _pending = None, b""
 
 
 def _answer(timeout):
-    if not select.select([_server.stdout], [], [], timeout)[0]: raise TimeoutError(f"no answer in {timeout} s")
-    line = _server.stdout.readline()
-    if not line: raise RuntimeError(f"the fork server died: {_server.stderr.read()[-2000:]}")
+    "The server's next line, read from its pipe without Python's buffering (both lines may arrive in one read)."
+    global _pending
+    deadline = time.monotonic() + timeout
+    while b"\n" not in _pending:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([_server.stdout], [], [], left)[0]: raise TimeoutError(f"no answer in {timeout} s")
+        chunk = os.read(_server.stdout.fileno(), 65536)
+        if not chunk: raise RuntimeError(f"the fork server died: {_server.stderr.read()[-2000:].decode(errors='replace')}")
+        _pending += chunk
+    line, _pending = _pending.split(b"\n", 1)
     return json.loads(line)
 
 
 def run_script(script, argv, stdin="", cwd=NBS, timeout=1200):
     "`python -c script *argv` with `stdin`, in a process forked from the server where the OS can; (returncode, stdout, stderr)."
-    global _server
+    global _server, _pending
     if not hasattr(os, "fork"):
         r = subprocess.run([sys.executable, "-c", script, *argv], input=stdin, capture_output=True, text=True, cwd=cwd,
                            timeout=timeout, env=ENV)
         return r.returncode, r.stdout, r.stderr
     if _server is None or _server.poll() is not None:
-        _server = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env=ENV)
+        _server, _pending = subprocess.Popen([sys.executable, "-c", FORK_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, env=ENV), b""
         atexit.register(_server.kill)
     with tempfile.TemporaryDirectory() as d:
         files = {k: os.path.join(d, k) for k in ("stdin", "stdout", "stderr")}
         Path(files["stdin"]).write_text(stdin)
-        _server.stdin.write(json.dumps({"script": script, "argv": list(argv), "cwd": str(cwd), **files}) + "\n")
+        _server.stdin.write((json.dumps({"script": script, "argv": list(argv), "cwd": str(cwd), **files}) + "\n").encode())
         _server.stdin.flush()
         pid = _answer(120)["pid"]
         try: rc = _answer(timeout)["rc"]
@@ -200,8 +208,8 @@ def test_the_runner_catches_a_module_that_misses_an_import(tmp_path, monkeypatch
 def test_the_runner_process_is_fresh_and_returns_its_exit_code():
     "Each check's process holds no misrep module before its own import; exit codes and output come back; it runs in nbs/."
     script = "import sys, os; print(sorted(m for m in sys.modules if m.startswith('misrep')), os.getcwd()); sys.exit(3)"
-    for _ in range(2):                                        # a second request gets a new, equally fresh process
-        rc, out, err = run_script(script, [])
+    for _ in range(5):      # each request a new, equally fresh process; a quick exit's two answer lines may come at once
+        rc, out, err = run_script(script, [], timeout=30)
         assert (rc, out.strip()) == (3, f"[] {NBS}"), (rc, out, err)
     rc, out, err = run_script("import misrep.core; raise ValueError('boom')", [])
     assert rc == 1 and "ValueError: boom" in err and out == ""
