@@ -29,7 +29,7 @@ from .train import Trainer
 __all__ = ['REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid', 'load_reference_grids', 'read_hues',
            'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fidelity_table',
            'side_by_side_figure', 'orientation_traversal_figure', 'FactorCNN', 'factor_classifier_trainer',
-           'factor_predictions', 'sim_to_real', 'shapes3d_fidelity', 'main']
+           'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'shapes3d_fidelity', 'main']
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #46933120
 def load_reference_frames(reference_dir, # folder with the official animation `3dshapes.gif`
@@ -354,6 +354,22 @@ def factor_predictions(model: FactorCNN, # a trained classifier
         out.append(torch.stack([o.argmax(1) for o in logits], 1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 6), np.int64)
 
+# %% ../nbs/02a_shapes3d_fidelity.ipynb #a7c3f2e1
+def train_factor_classifier(params: SceneParams | None = None, # the renderer's constants
+                            supersample: int = 2, # of the training and test renders
+                            n_train: int = 20000, n_test: int = 2000, # renders of disjoint factor combinations
+                            steps: int = 3000, batch_size: int = 64, width: int = 16, lr: float = 1e-3,
+                            seed: int = 0, # which rows, the initialisation, the batches
+                            run: RunDir | None = None, device="cpu",
+                           ) -> tuple:
+    "The sim-to-real classifier: a `FactorCNN` trained on renders only; (model, test renders (n_test, 64, 64, 3), their classes)."
+    rows = np.random.default_rng(seed).choice(N_IMAGES, n_train + n_test, replace=False)
+    cls = grid_classes(rows); geo = render_geometry(torch.arange(N_GEOMETRIES), supersample, params)
+    x = render_shapes3d(torch.from_numpy(cls), supersample, params=params, geometry=geo)
+    torch.manual_seed(seed); model = FactorCNN(width)
+    factor_classifier_trainer(model, x[:n_train], torch.from_numpy(cls[:n_train]), steps, batch_size, lr, seed, run, device).fit()
+    return model, x[n_train:], cls[n_train:]
+
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #32da6dee
 def sim_to_real(refs: dict, # from `reference_set`
                 params: SceneParams | None = None, # the renderer's constants
@@ -365,13 +381,10 @@ def sim_to_real(refs: dict, # from `reference_set`
                ) -> tuple:
     "Per-factor accuracy table (rows: test renders, real halves, gap) and per-image predictions of the real images."
     import pandas as pd
-    rows = np.random.default_rng(seed).choice(N_IMAGES, n_train + n_test, replace=False)
-    cls = grid_classes(rows); geo = render_geometry(torch.arange(N_GEOMETRIES), supersample, params)
-    x = render_shapes3d(torch.from_numpy(cls), supersample, params=params, geometry=geo)
-    torch.manual_seed(seed); model = FactorCNN(width)
-    factor_classifier_trainer(model, x[:n_train], torch.from_numpy(cls[:n_train]), steps, batch_size, lr, seed, run, device).fit()
+    model, x_test, c_test = train_factor_classifier(params, supersample, n_train, n_test, steps, batch_size, width, lr, seed,
+                                                    run, device)
     acc = lambda p, y: 100 * (p == y).mean(0)
-    table = {f"renders, held-out combinations ({n_test})": acc(factor_predictions(model, x[n_train:], device=device), cls[n_train:])}
+    table = {f"renders, held-out combinations ({n_test})": acc(factor_predictions(model, x_test, device=device), c_test)}
     pred = factor_predictions(model, refs["images"], device=device); y = refs["labels"]
     for split in ("held-out", "fit"):
         for src, name in (("grid", "grid images"), ("gif", "animation frames"), (None, "all")):

@@ -12,8 +12,8 @@ import argparse
 import numpy as np
 import torch
 
-from misrep.shapes3d import FACTOR_SIZES, N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
-from misrep.shapes3d_fidelity import FactorCNN, factor_classifier_trainer, factor_predictions, reference_set
+from misrep.shapes3d import FACTOR_SIZES, render_shapes3d
+from misrep.shapes3d_fidelity import factor_predictions, reference_set, train_factor_classifier
 
 
 def regions(lab: np.ndarray) -> dict:
@@ -44,13 +44,8 @@ def main(argv=None):
     for k, m in masks.items():
         variants[f"real {k} only"] = np.where(m[..., None], real, ren).astype(np.uint8)
         variants[f"real except {k}"] = np.where(m[..., None], ren, real).astype(np.uint8)
-    geo = render_geometry(torch.arange(N_GEOMETRIES), 2)
-    for seed in a.seeds:                                                  # sim_to_real's classifier, defaults
-        rows = np.random.default_rng(seed).choice(N_IMAGES, 22000, replace=False)
-        cls = grid_classes(rows); x = render_shapes3d(torch.from_numpy(cls[:20000]), 2, geometry=geo)
-        torch.manual_seed(seed); model = FactorCNN(16)
-        t = factor_classifier_trainer(model, x, torch.from_numpy(cls[:20000]), 3000, 64, 1e-3, seed)
-        t.show_progress = False; t.fit()
+    for seed in a.seeds:
+        model = train_factor_classifier(seed=seed)[0]                     # sim_to_real's classifier, its defaults
         pred = {k: factor_predictions(model, v) for k, v in variants.items()}
         for f, j in (("scale", 3), ("shape", 4), ("orientation", 5)):
             print(f"seed {seed} {f}: " + " | ".join(f"{k} {100 * (p[:, j] == lab[:, j]).mean():.1f}" for k, p in pred.items()),
