@@ -35,7 +35,7 @@ def test_dry_run_every_phase(dry):
     for phase in ("machine", "render_in_memory", "steps", "infogan", "build"): assert s[phase]["ok"], (phase, s[phase])
     assert json.loads((dry / "machine.json").read_text())["torch"] == torch.__version__
     n = gpu_check.DRY_IMAGES
-    assert s["render_in_memory"]["images"] == n and s["build"]["images"] == n
+    assert s["render_in_memory"]["images"] == n and s["build"]["images"] == n and s["render_in_memory"]["cells"] == min(n, 480)
     assert f"OK, {n} images" in s["build"]["check"] and s["build"]["read_gb"] == pytest.approx(n * 64 * 64 * 3 / 1e9)
     assert (dry / "report.md").read_text().startswith("# misrep GPU check (dry run on the CPU)")
 

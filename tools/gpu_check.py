@@ -3,7 +3,8 @@
 
   machine     nvidia-smi, torch/CUDA/cuDNN versions, Python, CPUs, commit             -> machine.json, nvidia-smi.txt
   render      the full Shapes3D grid (480,000 images, supersample 2) rendered on the device, then written by
-              `python -m misrep.shapes3d_fidelity build` (the misrep-shapes3d CLI; gzip HDF5), checked, read back
+              `python -m misrep.shapes3d_fidelity build` (the misrep-shapes3d CLI; gzip HDF5), checked (its `check`
+              command, in this process), read back
                                                                                        -> render.json
   steps       it/s and peak memory of every experiment's `paper` profile (tests/bench_steps.py: each case's own
               model and step on random data of its shapes), fp32, bf16 autocast, channels-last, and each critic's
@@ -73,20 +74,23 @@ def render_in_memory(device: str, n: int | None, chunk: int = 24_000) -> dict:
     "Render `n` grid images (None: all 480,000) on the device, supersample 2, nothing written: seconds and img/s."
     import numpy as np
     import torch
-    from misrep.shapes3d import N_IMAGES, grid_classes, render_geometry, render_shapes3d
+    from misrep.shapes3d import N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     n = n or N_IMAGES
     render_shapes3d(torch.from_numpy(grid_classes(np.arange(8))).to(dev), 2)   # warm-up
     sync(); t0 = time.perf_counter()
-    table = render_geometry(torch.arange(480, device=dev), 2)
+    cells = torch.arange(min(n, N_GEOMETRIES), device=dev)     # the cells rows 0..n-1 use (all 480 for the full grid)
+    W, C = render_geometry(cells, 2)
+    table = (torch.cat([W, W.new_zeros(N_GEOMETRIES - len(W), *W.shape[1:])]),
+             torch.cat([C, C.new_zeros(N_GEOMETRIES - len(C), *C.shape[1:])]))
     sync(); t_cells = time.perf_counter() - t0
     total = 0
     for s in range(0, n, chunk):
         f = torch.from_numpy(grid_classes(np.arange(s, min(n, s + chunk)))).to(dev)
         total += int(render_shapes3d(f, 2, geometry=table).shape[0])
     sync(); dt = time.perf_counter() - t0
-    return dict(images=total, seconds=dt, cells_seconds=t_cells, img_per_s=total / dt)
+    return dict(images=total, seconds=dt, cells=len(cells), cells_seconds=t_cells, img_per_s=total / dt)
 
 
 def start_build(device: str, path: Path, subset: int | None, log_path: Path) -> tuple:
@@ -107,15 +111,19 @@ def finish_build(proc, t0: float, ended: dict, path: Path, timeout: float, log_p
     time.sleep(0.1)
     seconds = ended.get("t", time.time()) - t0
     if rc != 0: return dict(ok=False, rc=rc, seconds=seconds, error=log_path.read_text()[-2000:])
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    check = subprocess.run([sys.executable, "-m", "misrep.shapes3d_fidelity", "check", str(path)], capture_output=True,
-                           text=True, env=env, cwd=REPO)
+    import contextlib
+    import io
     import numpy as np
     from misrep.shapes3d import Shapes3D
+    from misrep.shapes3d_fidelity import main as shapes3d_cli
+    said = io.StringIO()                                  # `misrep-shapes3d check PATH`, in this process
+    try:
+        with contextlib.redirect_stdout(said): rc_check = shapes3d_cli(["check", str(path)])
+    except Exception as e: rc_check, said = 1, io.StringIO(f"{type(e).__name__}: {e}")
     ds = Shapes3D(path)
     t1 = time.perf_counter(); imgs = ds.images(np.arange(len(ds))); t_read = time.perf_counter() - t1
-    return dict(ok=check.returncode == 0, seconds=seconds, images=len(ds), file_gb=path.stat().st_size / 1e9,
-                check=check.stdout.strip()[-500:], read_all_seconds=t_read, read_gb=imgs.nbytes / 1e9)
+    return dict(ok=rc_check == 0, seconds=seconds, images=len(ds), file_gb=path.stat().st_size / 1e9,
+                check=said.getvalue().strip()[-500:], read_all_seconds=t_read, read_gb=imgs.nbytes / 1e9)
 
 
 def measure_steps(out: Path, device: str, dry: bool, deadline: float) -> dict:
@@ -245,7 +253,7 @@ def report(s: dict, out: Path) -> str:
              f"Machine: {m.get('gpus') or 'no GPU'}; {m.get('nvidia_smi', '')}; torch {m.get('torch')} (CUDA {m.get('cuda')}), "
              f"{m.get('cpus')} CPUs; commit {m.get('commit')}. Wall time {s['wall_seconds']} s (budget {s['budget_seconds']} s).", "",
              f"- Render on {s['device']}: {r.get('images')} images in {r.get('seconds', float('nan')):.1f} s "
-             f"({r.get('img_per_s', float('nan')):,.0f} img/s; the 480 cells {r.get('cells_seconds', float('nan')):.1f} s).",
+             f"({r.get('img_per_s', float('nan')):,.0f} img/s; its {r.get('cells')} geometry cells {r.get('cells_seconds', float('nan')):.1f} s).",
              f"- Build (render + gzip HDF5): {b.get('images')} images in {b.get('seconds', float('nan')):.0f} s, "
              f"{b.get('file_gb', float('nan')):.2f} GB; every image read back in {b.get('read_all_seconds', float('nan')):.1f} s.",
              f"- Steps: `{s.get('steps', {}).get('table')}` ({s.get('steps', {}).get('rows')} rows).",
