@@ -26,11 +26,11 @@ from .core import DataNotFoundError, cache_dir, get_device, progress
 
 # %% auto #0
 __all__ = ['FACTOR_NAMES', 'FACTOR_SIZES', 'FACTOR_VALUES', 'SHAPE_NAMES', 'SHARED_FACTORS', 'N_IMAGES', 'N_GEOMETRIES',
-           'RENDERER_VERSION', 'grid_index', 'grid_classes', 'group_keys', 'SceneParams', 'hsv_to_rgb', 'hit_box',
-           'hit_sphere', 'hit_cylinder', 'hit_capsule', 'hit_object', 'aa_kernel', 'antialias', 'render_geometry',
-           'compose_images', 'render_shapes3d', 'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint',
-           'default_shapes3d_path', 'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler',
-           'select_rows', 'Shapes3DPairs']
+           'FITTED_SHADE', 'RENDERER_VERSION', 'grid_index', 'grid_classes', 'group_keys', 'SceneParams', 'hsv_to_rgb',
+           'hit_box', 'hit_sphere', 'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features', 'surface_maps',
+           'aa_kernel', 'antialias', 'render_geometry', 'compose_images', 'render_shapes3d', 'Shapes3DFormatError',
+           'check_shapes3d_file', 'renderer_fingerprint', 'default_shapes3d_path', 'subset_indices', 'build_shapes3d',
+           'Shapes3D', 'split_by_image', 'PairSampler', 'select_rows', 'Shapes3DPairs']
 
 # %% ../nbs/02_shapes3d.ipynb #6ec4c611
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
@@ -124,6 +124,8 @@ class SceneParams:
     aa_ringing: float = -0.4301 # a of the Keys cubic kernel that filters supersamples down to pixels (ringing < 0)
     aa_width: float = 1.006 # its width in pixels
     sky: tuple = (153, 226, 249) # RGB of the sky band
+    wall_shade: tuple = (0.,) * 30 # log-irradiance correction of the walls x = +1, x = -1, y = +1 (`_shade`; 10 each)
+    floor_shade: tuple = (0.,) * 10 # the same for the floor (all zeros: off; `FITTED_SHADE` holds the fitted values)
 
 # %% ../nbs/02_shapes3d.ipynb #238165ce
 def hsv_to_rgb(hue: torch.Tensor, # hues in [0, 1), any shape
@@ -345,6 +347,58 @@ def _sheen(nrm, r, u, f, p: SceneParams):
     nt = nrm[0] * t[0] + nrm[1] * t[1] + nrm[2] * t[2]
     return p.sheen * torch.sigmoid((nt - p.sheen_threshold) / max(p.sheen_width, 1e-4)) # $s\,\mathrm{sigmoid}((n\cdot t - \tau)/w)$
 
+# %% ../nbs/02_shapes3d.ipynb #a01b5565
+def shade_features(a, b, t):
+    "phi(a, b, t) = (1, a, b, t, a^2, b^2, t^2, ab, at, bt), stacked on a new last axis."
+    return torch.stack([torch.ones_like(a), a, b, t, a * a, b * b, t * t, a * b, a * t, b * t], -1)
+
+# fitted by `misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images (results/shapes3d_render);
+# `SceneParams(**FITTED_SHADE)` renders with them. Off by default: see the README there for what they change.
+FITTED_SHADE = dict(
+    wall_shade=(0.0836, -0.2072, -0.116, -0.0241, -0.0084, -0.0194, -0.1674, -0.0042, -0.1939, -0.1035, # x = +1
+                0.1154, -0.336, -0.1401, 0.3067, -0.0214, -0.0246, -0.3484, -0.0172, 0.2905, 0.1304, # x = -1
+                0.0146, -0.0107, -0.0263, 0.0093, -0.0268, -0.0013, -0.0104, 0.0206, -0.0017, 0.0143), # y = +1
+    floor_shade=(-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174))
+
+def _shade_coordinates(h: _Hits, cam, p: SceneParams) -> tuple:
+    "(a, b, t, surface) (G, P) each: the coordinates of `shade_features` and the surface (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 else)."
+    c, r, u, f = cam
+    t = torch.rad2deg(torch.atan2(c[0], -c[1])) / 30 + torch.zeros_like(h.t) # the camera azimuth theta / 30 degrees
+    wall, floor = ~h.floor & ~h.sky & ~h.obj, h.floor & ~h.obj
+    fn = torch.sqrt(f[0] ** 2 + f[1] ** 2)
+    a = torch.where(floor, h.q[0] * r[0] + h.q[1] * r[1], torch.where(h.side, h.q[1], h.q[0]))
+    b = torch.where(floor, (h.q[0] * f[0] + h.q[1] * f[1]) / fn, 2 * h.q[2] / p.wall_height - 1)
+    face = torch.where(h.side, torch.where(h.q[0] > 0, 0, 1), 2)
+    return a, b, t, torch.where(wall, face, torch.where(floor, 3, -1))
+
+def _shade(h: _Hits, cam, p: SceneParams) -> torch.Tensor:
+    "Log-irradiance correction (G, P): beta_s . phi(a, b, t) on the walls and the floor, 0 on the object and the sky."
+    a, b, t, s = _shade_coordinates(h, cam, p)
+    t = t[:, :1]                                          # one azimuth per cell: fold the t terms into (G, 1) coefficients
+    aa, bb, ab = a * a, b * b, a * b
+    g = torch.zeros_like(a)
+    for k, c in enumerate(torch.tensor((*p.wall_shade, *p.floor_shade), dtype=h.t.dtype).view(4, 10).tolist()):
+        if not any(c): continue
+        # $\beta^\top\phi = (\beta_0 + \beta_3 t + \beta_6 t^2) + (\beta_1 + \beta_8 t) a + (\beta_2 + \beta_9 t) b + \beta_4 a^2 + \beta_5 b^2 + \beta_7 ab$
+        gk = (c[0] + c[3] * t + c[6] * t * t) + (c[1] + c[8] * t) * a + (c[2] + c[9] * t) * b + c[4] * aa + c[5] * bb + c[7] * ab
+        g = torch.where(s == k, gk, g)
+    return g
+
+# %% ../nbs/02_shapes3d.ipynb #20c701dc
+def surface_maps(keys, # (G,) geometry cell indices in [0, 480)
+                 params: SceneParams | None = None, # scene constants
+                 res: int = 64, # one ray through each pixel's centre
+                ) -> dict:
+    "Maps (G, res, res) at pixel centres: `surface` (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 object, sky), `a`, `b`, `t` of `_shade`, `v` (key light visible)."
+    p = params or SceneParams(); keys = torch.as_tensor(keys).long()
+    size, shape, theta = _cell_factors(keys, p)
+    (c, r, u, f), d = _primary_rays(theta, res, p)
+    h = _first_hits(c, d, shape, size, p)
+    L, l, cos, fall = _light(c, r, u, f, h.q, h.nrm, p)
+    v = _soft_shadow(h, L, r, u, shape, size, p)
+    a, b, t, s = _shade_coordinates(h, (c, r, u, f), p)
+    return {k: x.reshape(-1, res, res) for k, x in dict(surface=s, a=a, b=b, t=t, v=v).items()}
+
 # %% ../nbs/02_shapes3d.ipynb #fa9f411c
 def _shading(d, h: _Hits, cam, l, cos, fall, vis, p: SceneParams):
     "Diffuse factor k (G, P; may exceed 1) and white sheen sigma (G, P; zero off the object)."
@@ -354,6 +408,7 @@ def _shading(d, h: _Hits, cam, l, cos, fall, vis, p: SceneParams):
     k_ = p.ambient + p.headlight * cos_h + p.diffuse * cos * fall * vis
     gain = torch.where(h.obj, p.object_gain, torch.where(h.floor, p.floor_gain, p.wall_gain)) # $g_m$
     sig = torch.where(h.obj, _sheen(nrm, r, u, f, p), torch.zeros_like(k_))
+    if any(p.wall_shade) or any(p.floor_shade): k_ = k_ * torch.exp(_shade(h, cam, p)) # $\times \exp(\beta^\top\phi)$
     return k_ * gain, sig
 
 # %% ../nbs/02_shapes3d.ipynb #70eef18f
@@ -531,7 +586,7 @@ RENDERER_VERSION = 2 # bump when the renderer's pixels change (2: fitted to the 
 def renderer_fingerprint() -> str:
     "First 12 hex digits of the sha1 of the renderer's source code (every function that decides a pixel)."
     fns = (SceneParams, hsv_to_rgb, hit_box, hit_sphere, hit_cylinder, hit_capsule, _shape_hits, hit_object,
-           _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, _shading,
+           _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, shade_features, _shade_coordinates, _shade, _shading,
            _geometry_chunk, aa_kernel, antialias, render_geometry, compose_images, render_shapes3d)
     try: src = "".join(inspect.getsource(f) for f in fns)
     except (OSError, TypeError): src = "source unavailable" # then the version number alone speaks

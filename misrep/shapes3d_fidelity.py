@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -22,12 +23,12 @@ from .core import DataNotFoundError, RunDir, progress
 from .evaluation import to_float
 from .shapes3d import (FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, N_GEOMETRIES, N_IMAGES, SHAPE_NAMES,
                              RENDERER_VERSION, SHARED_FACTORS, SceneParams, build_shapes3d, check_shapes3d_file, grid_classes, group_keys,
-                             hsv_to_rgb, render_geometry, render_shapes3d, subset_indices)
+                             hsv_to_rgb, render_geometry, render_shapes3d, subset_indices, shade_features, surface_maps)
 from .train import Trainer
 
 # %% auto #0
 __all__ = ['REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid', 'load_reference_grids', 'read_hues',
-           'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fidelity_table',
+           'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fit_shade', 'fidelity_table',
            'side_by_side_figure', 'orientation_traversal_figure', 'FactorCNN', 'factor_classifier_trainer',
            'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'shapes3d_fidelity', 'main']
 
@@ -225,6 +226,52 @@ def pixel_differences(refs: dict, # from `reference_set`
     summary = df.groupby(["source", "split"])[cols].mean()
     summary.loc[("all", "held-out"), :] = df[df.split == "held-out"][cols].mean().values
     return df, summary
+
+# %% ../nbs/02a_shapes3d_fidelity.ipynb #b9e423f3
+def fit_shade(refs: dict, # from `reference_set`
+              params: SceneParams | None = None, # the other constants (wall_shade and floor_shade are ignored)
+              split: str = "fit", # fit on this half only
+              ridge: float = 1e-3, # lambda
+             ) -> tuple:
+    "Fitted (wall_shade (30,), floor_shade (10,)) tuples for `SceneParams`, and a table of the log-ratio's mean and rms per surface and half, before and after."
+    import pandas as pd
+    p0 = dataclasses.replace(params or SceneParams(), wall_shade=(0.,) * 30, floor_shade=(0.,) * 10)
+    lab = torch.from_numpy(np.asarray(refs["labels"]))
+    keys = group_keys(lab, SHARED_FACTORS, FACTOR_SIZES[3:])
+    W, C = (x.numpy() for x in render_geometry(keys, 2, p0))
+    sm = {k: v.numpy() for k, v in surface_maps(keys, p0).items()}
+    rho = hsv_to_rgb(lab[:, :3].float() / np.array(FACTOR_SIZES[:3])).numpy() # (N, materials, channels)
+    real = np.asarray(refs["images"]).astype(np.float64) / 255
+    rows = []                                                     # (image, surface, a, b, t, y) per usable sample
+    for i in range(len(lab)):
+        for s in range(4):
+            m = 0 if s == 3 else 1                                # floor or wall material
+            single = (W[i, m] > 0.05) & (np.delete(W[i], m, 0).max(0) < 1e-4) & (C[i].max(0) < 1e-4) & (sm["surface"][i] == s)
+            if s == 3: single &= sm["v"][i] >= 0.999
+            for ch in np.nonzero(rho[i, m] >= 0.3)[0]:
+                x, ren = real[i, ..., ch], rho[i, m, ch] * W[i, m]
+                ok = single & (x > 0.03) & (x < 0.965) & (ren < 0.965)
+                if ok.any():
+                    rows.append(pd.DataFrame(dict(image=i, surface=s, a=sm["a"][i][ok], b=sm["b"][i][ok], t=sm["t"][i][ok],
+                                                  y=np.log(x[ok]) - np.log(ren[ok]))))
+    d = pd.concat(rows, ignore_index=True)
+    d["w"] = 1 / d.groupby(["image", "surface"]).y.transform("size")
+    d["fit"] = np.asarray(refs["split"])[d.image] == split
+    betas, report = [], []
+    for s in range(4):
+        ds = d[d.surface == s]; X = shade_features(*(torch.tensor(ds[k].to_numpy()) for k in "abt")).numpy()
+        f, w, y = ds.fit.values, ds.w.values, ds.y.values
+        beta = np.linalg.solve((X[f] * w[f, None]).T @ X[f] + ridge * np.eye(10), (X[f] * w[f, None]).T @ y[f])
+        betas.append(beta)
+        for half, sel in ((split, f), ("other", ~f)):
+            if not sel.any(): continue
+            r0, r1 = y[sel], y[sel] - X[sel] @ beta
+            report.append(dict(surface=["wall x=+1", "wall x=-1", "wall y=+1", "floor"][s], half=half,
+                               images=ds.image[sel].nunique(), mean_before=np.average(r0, weights=w[sel]),
+                               mean_after=np.average(r1, weights=w[sel]), rms_before=np.sqrt(np.average(r0 ** 2, weights=w[sel])),
+                               rms_after=np.sqrt(np.average(r1 ** 2, weights=w[sel]))))
+    rnd = lambda b: tuple(round(float(v), 4) for v in b)
+    return rnd(np.concatenate(betas[:3])), rnd(betas[3]), pd.DataFrame(report).round(4)
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #6bbb8006
 def _adjacent_diff(x): return float(np.mean([np.abs(x[k].astype(float) - x[k + 1]).mean() for k in range(len(x) - 1)]))

@@ -1,0 +1,47 @@
+"""The renderer with and without its fitted wall and floor shading (`misrep.shapes3d.FITTED_SHADE`, fitted by
+`misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images), judged on the real images:
+the fit's log-ratio table, the mean absolute pixel difference per source and half, and the sim-to-real classifier's
+accuracy per factor for each classifier seed (results/shapes3d_render/README.md, issue 16).
+
+    OMP_NUM_THREADS=1 python tools/shapes3d_shade_compare.py --reference ../shared/data/shapes3d-reference \
+        --variants none walls walls+floor --seeds 0 1 2
+"""
+import argparse
+
+import pandas as pd
+import torch
+
+from misrep.shapes3d import FITTED_SHADE, SceneParams
+from misrep.shapes3d_fidelity import fit_shade, pixel_differences, reference_set, sim_to_real
+
+VARIANTS = {"none": SceneParams(), "walls": SceneParams(wall_shade=FITTED_SHADE["wall_shade"]),
+            "walls+floor": SceneParams(**FITTED_SHADE)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2], help="sim-to-real classifier seeds (none: pixels only)")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    refs = reference_set(a.reference)
+    ws, fs, report = fit_shade(refs)
+    same = (ws, fs) == (FITTED_SHADE["wall_shade"], FITTED_SHADE["floor_shade"])
+    print(f"fit_shade on the fit half reproduces FITTED_SHADE: {same}\n{report.to_string(index=False)}\n", flush=True)
+    pix = {v: pixel_differences(refs, VARIANTS[v], supersamples=(2,))[1]["mad_ss2"] for v in a.variants}
+    print("mean |real - render| / 255, supersample 2:\n" + pd.DataFrame(pix).round(3).to_string() + "\n", flush=True)
+    gaps = {}
+    for v in a.variants:
+        for s in a.seeds:
+            t, _ = sim_to_real(refs, params=VARIANTS[v], seed=s)
+            gaps[(v, s)] = t.loc["gap: real held-out - renders"]
+            print(f"{v}, seed {s}:\n{t.to_string()}\n", flush=True)
+    if gaps:
+        g = pd.DataFrame(gaps).T.rename_axis(["variant", "seed"])
+        print("gap, real held-out minus held-out renders (points):\n" + g.round(2).to_string())
+        print("\nmean over seeds:\n" + g.groupby(level="variant").mean().round(2).to_string())
+
+
+if __name__ == "__main__":
+    main()
