@@ -30,7 +30,8 @@ from .train import Trainer
 __all__ = ['REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid', 'load_reference_grids', 'read_hues',
            'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fit_shade', 'fidelity_table',
            'side_by_side_figure', 'orientation_traversal_figure', 'FactorCNN', 'factor_classifier_trainer',
-           'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'shapes3d_fidelity', 'main']
+           'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'seed_spread', 'sim_to_real_seeds',
+           'shapes3d_fidelity', 'main']
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #46933120
 def load_reference_frames(reference_dir, # folder with the official animation `3dshapes.gif`
@@ -263,7 +264,7 @@ def fit_shade(refs: dict, # from `reference_set`
         f, w, y = ds.fit.values, ds.w.values, ds.y.values
         beta = np.linalg.solve((X[f] * w[f, None]).T @ X[f] + ridge * np.eye(10), (X[f] * w[f, None]).T @ y[f])
         betas.append(beta)
-        for half, sel in ((split, f), ("other", ~f)):
+        for half, sel in ((split, f), ("held-out" if split == "fit" else f"not {split}", ~f)):
             if not sel.any(): continue
             r0, r1 = y[sel], y[sel] - X[sel] @ beta
             report.append(dict(surface=["wall x=+1", "wall x=-1", "wall y=+1", "floor"][s], half=half,
@@ -444,6 +445,25 @@ def sim_to_real(refs: dict, # from `reference_set`
     for j, n in enumerate(FACTOR_NAMES): per_image[n] = y[:, j]; per_image[n + "_pred"] = pred[:, j]
     return t.round(2), per_image
 
+# %% ../nbs/02a_shapes3d_fidelity.ipynb #8b91ead8
+def seed_spread(tables: dict, # {seed: the first table of `sim_to_real`}
+               ):
+    "Each seed's gap row (real held-out minus held-out renders, points), then the mean and sample standard deviation over the seeds."
+    import pandas as pd
+    t = pd.DataFrame({f"seed {s}": tab.loc["gap: real held-out - renders"] for s, tab in tables.items()}).T
+    n = len(t)
+    t.loc["mean"] = t.iloc[:n].mean()
+    t.loc["sd"] = t.iloc[:n].std(ddof=1) if n > 1 else float("nan")
+    return t.round(2)
+
+def sim_to_real_seeds(refs: dict, # from `reference_set`
+                      params: SceneParams | None = None, # the renderer's constants
+                      seeds: Sequence[int] = (0, 1, 2, 3, 4, 5), # classifier seeds
+                      **kwargs, # to `sim_to_real`
+                     ):
+    "`seed_spread` of `sim_to_real` run once per seed."
+    return seed_spread({s: sim_to_real(refs, params, seed=s, **kwargs)[0] for s in seeds})
+
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #a36824c0
 def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.png
                       out_dir=None, # where tables and figures go; None: no files (and no classifier checkpoints)
@@ -451,12 +471,13 @@ def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.pn
                       params: SceneParams | None = None,
                       classifier_steps: int = 3000, # 0: skip the sim-to-real classifier
                       n_train: int = 20000, n_test: int = 2000, seed: int = 0, device="cpu",
+                      n_seeds: int = 1, # > 1: also classifiers of seeds seed + 1, ..., and `tables/sim_to_real_seeds`
                      ) -> dict:
     "Compare renders with the real images and run the sim-to-real check; return the tables (pandas DataFrames)."
     import dataclasses, matplotlib.pyplot as plt
     refs = reference_set(reference_dir); p = params or SceneParams()
     config = dict(reference_dir=str(reference_dir), supersample=supersample, classifier_steps=classifier_steps, n_train=n_train,
-                  n_test=n_test, seed=seed, scene_params=dataclasses.asdict(p), renderer_version=RENDERER_VERSION)
+                  n_test=n_test, seed=seed, n_seeds=n_seeds, scene_params=dataclasses.asdict(p), renderer_version=RENDERER_VERSION)
     run = RunDir(out_dir, config) if out_dir is not None else None
     gif = refs["source"] == "gif"
     mine = render_shapes3d(torch.from_numpy(refs["labels"]), supersample, params=p).numpy()
@@ -465,8 +486,12 @@ def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.pn
     if classifier_steps > 0:
         out["sim_to_real"], out["sim_to_real_per_image"] = sim_to_real(refs, p, supersample, n_train, n_test, classifier_steps,
                                                                        seed=seed, run=run, device=device)
+        if n_seeds > 1:
+            more = {s: sim_to_real(refs, p, supersample, n_train, n_test, classifier_steps, seed=s, device=device)[0]
+                    for s in range(seed + 1, seed + n_seeds)}
+            out["sim_to_real_seeds"] = seed_spread({seed: out["sim_to_real"], **more})
     if run is not None:
-        for name, t in out.items(): run.save_table(t, name, index=name in ("pixel_difference", "sim_to_real"))
+        for name, t in out.items(): run.save_table(t, name, index=name in ("pixel_difference", "sim_to_real", "sim_to_real_seeds"))
         sel = [0, 4, 7, 10, 14, 15, 16, 17, 21, 24, 28, 36, 45, 50]
         run.save_figure(side_by_side_figure(refs["images"][gif][sel], mine[gif][sel], refs["labels"][gif][sel], 7,
                                             "official animation (real, downsampled to 64 px) vs misrep's render of the same factors"), "side_by_side")
@@ -503,6 +528,7 @@ def _parser() -> argparse.ArgumentParser:
     fd.add_argument("--n-train", type=int, default=20000, help="training renders of the classifier")
     fd.add_argument("--n-test", type=int, default=2000, help="test renders (other factor combinations)")
     fd.add_argument("--seed", type=int, default=0)
+    fd.add_argument("--n-seeds", type=int, default=1, help="classifiers of seeds seed, ..., seed + n - 1: their gaps, mean and sd")
     fd.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return ap
 
@@ -521,8 +547,8 @@ def main(argv: Sequence[str] | None = None, # arguments (default: sys.argv[1:])
         if a.threads: torch.set_num_threads(a.threads)
         t0 = time.time()
         out = shapes3d_fidelity(a.reference, a.out, a.supersample, classifier_steps=a.classifier_steps, n_train=a.n_train,
-                                n_test=a.n_test, seed=a.seed)
-        for name in ("fidelity", "pixel_difference", "sim_to_real"):
+                                n_test=a.n_test, seed=a.seed, n_seeds=a.n_seeds)
+        for name in ("fidelity", "pixel_difference", "sim_to_real", "sim_to_real_seeds"):
             if name in out: print(f"\n{name}:\n{out[name].to_string()}")
         print(f"\n({time.time() - t0:.0f} s)")
     else:

@@ -6,19 +6,26 @@ change when the object's (wall's, floor's) hue changes; the shadow, the floor pi
 scale changes. Prints accuracy (%) per factor and variant (results/shapes3d_render/README.md, issue 16).
 
     OMP_NUM_THREADS=1 python tools/shapes3d_region_swap.py --reference ../shared/data/shapes3d-reference --seeds 0 1 2
+
+--shade walls / walls+floor renders (and trains the classifier) with the fitted shading of `FITTED_SHADE` on the walls
+(and the floor); the default, none, is the renderer's default.
 """
 import argparse
 
 import numpy as np
 import torch
 
-from misrep.shapes3d import FACTOR_SIZES, render_shapes3d
+from misrep.shapes3d import FACTOR_SIZES, FITTED_SHADE, SceneParams, render_shapes3d
 from misrep.shapes3d_fidelity import factor_predictions, reference_set, train_factor_classifier
 
 
-def regions(lab: np.ndarray) -> dict:
+SHADES = {"none": SceneParams(), "walls": SceneParams(wall_shade=FITTED_SHADE["wall_shade"]),
+          "walls+floor": SceneParams(**FITTED_SHADE)}
+
+
+def regions(lab: np.ndarray, params: SceneParams | None = None) -> dict:
     "Boolean (N, 64, 64) masks of the object, walls, floor without the shadow, shadow and sky, from renders of `lab`."
-    R = lambda l: render_shapes3d(torch.from_numpy(l), 2).numpy()
+    R = lambda l: render_shapes3d(torch.from_numpy(l), 2, params=params).numpy()
     differ = lambda a, b: np.abs(a.astype(int) - b.astype(int)).sum(-1) > 6
     def moved(l, col, shift): l = l.copy(); l[:, col] = (l[:, col] + shift) % FACTOR_SIZES[col]; return l
     ren = R(lab)
@@ -34,18 +41,20 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--shade", choices=list(SHADES), default="none", help="the renderer's fitted shading (FITTED_SHADE)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     refs = reference_set(a.reference)
     real, lab = refs["images"], refs["labels"]
-    masks, ren = regions(lab)
+    params = SHADES[a.shade]
+    masks, ren = regions(lab, params)
     print("pixel fractions: " + ", ".join(f"{k} {m.mean():.3f}" for k, m in masks.items()))
     variants = {"render": ren, "real": real}
     for k, m in masks.items():
         variants[f"real {k} only"] = np.where(m[..., None], real, ren).astype(np.uint8)
         variants[f"real except {k}"] = np.where(m[..., None], ren, real).astype(np.uint8)
     for seed in a.seeds:
-        model = train_factor_classifier(seed=seed)[0]                     # sim_to_real's classifier, its defaults
+        model = train_factor_classifier(params, seed=seed)[0]                     # sim_to_real's classifier, its defaults
         pred = {k: factor_predictions(model, v) for k, v in variants.items()}
         for f, j in (("scale", 3), ("shape", 4), ("orientation", 5)):
             print(f"seed {seed} {f}: " + " | ".join(f"{k} {100 * (p[:, j] == lab[:, j]).mean():.1f}" for k, p in pred.items()),

@@ -11,11 +11,9 @@ import argparse
 import pandas as pd
 import torch
 
-from misrep.shapes3d import FITTED_SHADE, SceneParams
-from misrep.shapes3d_fidelity import fit_shade, pixel_differences, reference_set, sim_to_real
-
-VARIANTS = {"none": SceneParams(), "walls": SceneParams(wall_shade=FITTED_SHADE["wall_shade"]),
-            "walls+floor": SceneParams(**FITTED_SHADE)}
+from misrep.shapes3d import FITTED_SHADE
+from misrep.shapes3d_fidelity import fit_shade, pixel_differences, reference_set, sim_to_real_seeds
+from shapes3d_region_swap import SHADES as VARIANTS   # tools/: none, walls, walls+floor
 
 
 def main(argv=None):
@@ -31,16 +29,9 @@ def main(argv=None):
     print(f"fit_shade on the fit half reproduces FITTED_SHADE: {same}\n{report.to_string(index=False)}\n", flush=True)
     pix = {v: pixel_differences(refs, VARIANTS[v], supersamples=(2,))[1]["mad_ss2"] for v in a.variants}
     print("mean |real - render| / 255, supersample 2:\n" + pd.DataFrame(pix).round(3).to_string() + "\n", flush=True)
-    gaps = {}
-    for v in a.variants:
-        for s in a.seeds:
-            t, _ = sim_to_real(refs, params=VARIANTS[v], seed=s)
-            gaps[(v, s)] = t.loc["gap: real held-out - renders"]
-            print(f"{v}, seed {s}:\n{t.to_string()}\n", flush=True)
-    if gaps:
-        g = pd.DataFrame(gaps).T.rename_axis(["variant", "seed"])
-        print("gap, real held-out minus held-out renders (points):\n" + g.round(2).to_string())
-        print("\nmean over seeds:\n" + g.groupby(level="variant").mean().round(2).to_string())
+    for v in a.variants if a.seeds else []:
+        t = sim_to_real_seeds(refs, VARIANTS[v], a.seeds)
+        print(f"{v}: gap, real held-out minus held-out renders (points), per classifier seed:\n{t.to_string()}\n", flush=True)
 
 
 if __name__ == "__main__":
