@@ -26,11 +26,12 @@ from .core import DataNotFoundError, cache_dir, get_device, progress
 
 # %% auto #0
 __all__ = ['FACTOR_NAMES', 'FACTOR_SIZES', 'FACTOR_VALUES', 'SHAPE_NAMES', 'SHARED_FACTORS', 'N_IMAGES', 'N_GEOMETRIES',
-           'FITTED_SHADE', 'RENDERER_VERSION', 'grid_index', 'grid_classes', 'group_keys', 'SceneParams', 'hsv_to_rgb',
-           'hit_box', 'hit_sphere', 'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features', 'surface_maps',
-           'aa_kernel', 'antialias', 'render_geometry', 'compose_images', 'render_shapes3d', 'Shapes3DFormatError',
-           'check_shapes3d_file', 'renderer_fingerprint', 'default_shapes3d_path', 'subset_indices', 'build_shapes3d',
-           'Shapes3D', 'split_by_image', 'PairSampler', 'select_rows', 'Shapes3DPairs']
+           'FITTED_SHADE', 'NO_SHADE', 'RENDERER_VERSION', 'grid_index', 'grid_classes', 'group_keys', 'SceneParams',
+           'hsv_to_rgb', 'hit_box', 'hit_sphere', 'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features',
+           'surface_maps', 'aa_kernel', 'antialias', 'render_geometry', 'compose_images', 'render_shapes3d',
+           'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint', 'default_shapes3d_path',
+           'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler', 'select_rows',
+           'Shapes3DPairs']
 
 # %% ../nbs/02_shapes3d.ipynb #6ec4c611
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
@@ -124,8 +125,12 @@ class SceneParams:
     aa_ringing: float = -0.4301 # a of the Keys cubic kernel that filters supersamples down to pixels (ringing < 0)
     aa_width: float = 1.006 # its width in pixels
     sky: tuple = (153, 226, 249) # RGB of the sky band
-    wall_shade: tuple = (0.,) * 30 # log-irradiance correction of the walls x = +1, x = -1, y = +1 (`_shade`; 10 each)
-    floor_shade: tuple = (0.,) * 10 # the same for the floor (all zeros: off; `FITTED_SHADE` holds the fitted values)
+    # log-irradiance corrections of the walls x = +1, x = -1, y = +1 (10 each) and of the floor (`_shade`), fitted by
+    # `misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images; `NO_SHADE` turns them off
+    wall_shade: tuple = (0.0836, -0.2072, -0.116, -0.0241, -0.0084, -0.0194, -0.1674, -0.0042, -0.1939, -0.1035, # x = +1
+                         0.1154, -0.336, -0.1401, 0.3067, -0.0214, -0.0246, -0.3484, -0.0172, 0.2905, 0.1304, # x = -1
+                         0.0146, -0.0107, -0.0263, 0.0093, -0.0268, -0.0013, -0.0104, 0.0206, -0.0017, 0.0143) # y = +1
+    floor_shade: tuple = (-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174)
 
 # %% ../nbs/02_shapes3d.ipynb #238165ce
 def hsv_to_rgb(hue: torch.Tensor, # hues in [0, 1), any shape
@@ -352,13 +357,9 @@ def shade_features(a, b, t):
     "phi(a, b, t) = (1, a, b, t, a^2, b^2, t^2, ab, at, bt), stacked on a new last axis."
     return torch.stack([torch.ones_like(a), a, b, t, a * a, b * b, t * t, a * b, a * t, b * t], -1)
 
-# fitted by `misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images (results/shapes3d_render);
-# `SceneParams(**FITTED_SHADE)` renders with them. Off by default: see the README there for what they change.
-FITTED_SHADE = dict(
-    wall_shade=(0.0836, -0.2072, -0.116, -0.0241, -0.0084, -0.0194, -0.1674, -0.0042, -0.1939, -0.1035, # x = +1
-                0.1154, -0.336, -0.1401, 0.3067, -0.0214, -0.0246, -0.3484, -0.0172, 0.2905, 0.1304, # x = -1
-                0.0146, -0.0107, -0.0263, 0.0093, -0.0268, -0.0013, -0.0104, 0.0206, -0.0017, 0.0143), # y = +1
-    floor_shade=(-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174))
+# the fitted corrections (the defaults) and none (renderer version 2's pixels): `SceneParams(**NO_SHADE)`
+FITTED_SHADE = dict(wall_shade=SceneParams.wall_shade, floor_shade=SceneParams.floor_shade)
+NO_SHADE = dict(wall_shade=(0.,) * 30, floor_shade=(0.,) * 10)
 
 def _shade_coordinates(h: _Hits, cam, p: SceneParams) -> tuple:
     "(a, b, t, surface) (G, P) each: the coordinates of `shade_features` and the surface (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 else)."
@@ -580,7 +581,7 @@ def check_shapes3d_file(path, # an HDF5 file in the official layout, or a marked
     return dict(classes=classes, values=labels, grid_indices=gi, subset=subset, attrs=attrs)
 
 # %% ../nbs/02_shapes3d.ipynb #bf99d7d2
-RENDERER_VERSION = 2 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images)
+RENDERER_VERSION = 3 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images; 3: `_shade`)
 
 @functools.lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:

@@ -7,20 +7,20 @@ scale changes. Prints accuracy (%) per factor and variant (results/shapes3d_rend
 
     OMP_NUM_THREADS=1 python tools/shapes3d_region_swap.py --reference ../shared/data/shapes3d-reference --seeds 0 1 2
 
---shade walls / walls+floor renders (and trains the classifier) with the fitted shading of `FITTED_SHADE` on the walls
-(and the floor); the default, none, is the renderer's default.
+--shade none / walls / walls+floor renders (and trains the classifier) without the fitted shading of the walls and
+the floor (`NO_SHADE`: renderer version 2), with it on the walls only, or on both (the default, renderer version 3).
 """
 import argparse
 
 import numpy as np
 import torch
 
-from misrep.shapes3d import FACTOR_SIZES, FITTED_SHADE, SceneParams, render_shapes3d
+from misrep.shapes3d import FACTOR_SIZES, FITTED_SHADE, NO_SHADE, SceneParams, render_shapes3d
 from misrep.shapes3d_fidelity import factor_predictions, reference_set, train_factor_classifier
 
 
-SHADES = {"none": SceneParams(), "walls": SceneParams(wall_shade=FITTED_SHADE["wall_shade"]),
-          "walls+floor": SceneParams(**FITTED_SHADE)}
+SHADES = {"none": SceneParams(**NO_SHADE), "walls": SceneParams(floor_shade=NO_SHADE["floor_shade"]),
+          "walls+floor": SceneParams(**FITTED_SHADE)}   # none: renderer version 2; walls+floor: the default
 
 
 def regions(lab: np.ndarray, params: SceneParams | None = None) -> dict:
@@ -41,7 +41,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--shade", choices=list(SHADES), default="none", help="the renderer's fitted shading (FITTED_SHADE)")
+    ap.add_argument("--shade", choices=list(SHADES), default="walls+floor", help="the renderer's fitted shading (default: all)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     refs = reference_set(a.reference)
