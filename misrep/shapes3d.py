@@ -587,7 +587,8 @@ RENDERER_VERSION = 3 # bump when the renderer's pixels change (2: fitted to the 
 def renderer_fingerprint() -> str:
     "First 12 hex digits of the sha1 of the renderer's source code (every function that decides a pixel)."
     fns = (SceneParams, hsv_to_rgb, hit_box, hit_sphere, hit_cylinder, hit_capsule, _shape_hits, hit_object,
-           _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, shade_features, _shade_coordinates, _shade, _shading,
+           _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, shade_features,
+           _shade_coordinates, _shade, _shading,
            _geometry_chunk, aa_kernel, antialias, render_geometry, compose_images, render_shapes3d)
     try: src = "".join(inspect.getsource(f) for f in fns)
     except (OSError, TypeError): src = "source unavailable" # then the version number alone speaks
