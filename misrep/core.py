@@ -398,7 +398,8 @@ def check_data(run: RunDir, # the run folder (from `open_run`)
         diff = config_diff(json.loads(f.read_text()), ident)
         if diff:
             raise ValueError(f"{run.path} holds checkpoints trained on other data:\n  " + "\n  ".join(diff) +
-                             "\nUse another out_dir (out_dir='' derives one from the settings), or resume=False to start again.")
+                             f"\nMove that folder aside to keep it (`mv {run.path} {run.path}_old`; the same settings derive the "
+                             "same folder), pass another out_dir, or resume=False to train again in place.")
         return ident
     tmp = f.with_name(f.name + ".tmp")
     tmp.write_text(json.dumps(ident, indent=2, sort_keys=True)); os.replace(tmp, f)   # never a half-written data.json
