@@ -54,7 +54,7 @@ def main(argv=None):
         variants[f"real {k} only"] = np.where(m[..., None], real, ren).astype(np.uint8)
         variants[f"real except {k}"] = np.where(m[..., None], ren, real).astype(np.uint8)
     for seed in a.seeds:
-        model = train_factor_classifier(params, seed=seed)[0]                     # sim_to_real's classifier, its defaults
+        model = train_factor_classifier(params, seed=seed)[0]             # sim_to_real's classifier, its defaults
         pred = {k: factor_predictions(model, v) for k, v in variants.items()}
         for f, j in (("scale", 3), ("shape", 4), ("orientation", 5)):
             print(f"seed {seed} {f}: " + " | ".join(f"{k} {100 * (p[:, j] == lab[:, j]).mean():.1f}" for k, p in pred.items()),

@@ -1,7 +1,8 @@
 """The renderer with and without its fitted wall and floor shading (`misrep.shapes3d.FITTED_SHADE`, fitted by
 `misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images), judged on the real images:
-the fit's log-ratio table, the mean absolute pixel difference per source and half, and the sim-to-real classifier's
-accuracy per factor for each classifier seed (results/shapes3d_render/README.md, issue 16).
+the fit's log-ratio table, the mean absolute pixel difference per source and half, and the sim-to-real gap per factor
+(real held-out minus held-out renders) for each classifier seed, with mean and sd (results/shapes3d_render/README.md,
+issue 16).
 
     OMP_NUM_THREADS=1 python tools/shapes3d_shade_compare.py --reference ../shared/data/shapes3d-reference \
         --variants none walls walls+floor --seeds 0 1 2
