@@ -23,8 +23,9 @@ def dry(tmp_path_factory):
     root = tmp_path_factory.mktemp("gpu_dry")
     write_fake_mnist(root / "data", n_train=600, n_test=100)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MISREP_CACHE": str(root / "cache")}
-    r = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--dry", "--out", str(root / "out"),
-                        "--mnist-root", str(root / "data")], env=env, capture_output=True, text=True, timeout=900)
+    # relative paths, as a user types them: the seeds' processes run elsewhere (in the repository)
+    r = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--dry", "--out", "out", "--mnist-root", "data"],
+                       env=env, capture_output=True, text=True, timeout=900, cwd=root)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return root / "out"
 
@@ -76,3 +77,18 @@ def test_missing_mnist_says_where(tmp_path):
     data = (raw / "t10k-labels-idx1-ubyte").read_bytes()
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(data)); (raw / "t10k-labels-idx1-ubyte").unlink()
     assert gpu_check.prepare_mnist(tmp_path) == tmp_path and (raw / "t10k-labels-idx1-ubyte").read_bytes() == data
+
+
+def test_a_failed_seed_fails_the_phase(tmp_path, monkeypatch):
+    "A seed whose process exits non-zero makes the InfoGAN phase (and so the check) fail, with its log's end in the error."
+    import misrep.mnist_eval
+    monkeypatch.setattr(misrep.mnist_eval, "get_classifier", lambda *a, **k: None)
+    class Failing:                                      # stands in for the seed's process: it fails at once
+        def __init__(self, cmd, stdout, **kw): stdout.write("Traceback ...\nDataNotFoundError: mnist not found\n"); stdout.close()
+        def wait(self, timeout=None): return 1
+    monkeypatch.setattr(gpu_check.subprocess, "Popen", Failing)
+    summary = {}
+    gpu_check.phase(summary, "infogan", gpu_check.infogan_seeds, tmp_path, "cpu", True, tmp_path, [0, 1], tmp_path, 60)
+    g = summary["infogan"]
+    assert g["ok"] is False and set(g["failed"]) == {0, 1} and g["acc_generator_mean"] is None
+    assert "2 of 2 seeds failed" in g["error"] and "mnist not found" in g["error"]

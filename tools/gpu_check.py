@@ -182,7 +182,9 @@ def infogan_seeds(out: Path, device: str, dry: bool, mnist_root: Path, seeds: li
     failed = {s: f"rc={res[s]}: " + (work / f"infogan_seed{s}.log").read_text()[-1500:] for s in seeds if res[s] != 0}
     done = [work / f"infogan_seed{s}" for s in seeds if res[s] == 0]
     table = gather_seed_runs(done, out / "infogan_paper") if done else None   # seed{s}/ and tables/accuracy.csv
-    return dict(profile=base["profile"], seeds=seeds, wall_seconds=wall, processes=len(seeds), failed=failed,
+    error = f"{len(failed)} of {len(seeds)} seeds failed: " + "; ".join(f"seed {s}: {m[-300:]}" for s, m in failed.items())
+    return dict(ok=not failed, error=error if failed else None, profile=base["profile"], seeds=seeds, wall_seconds=wall,
+                processes=len(seeds), failed=failed,
                 acc_generator_mean=None if table is None else float(table.loc["mean", "acc_generator"]),
                 acc_encoder_mean=None if table is None else float(table.loc["mean", "acc_encoder"]),
                 acc_generator_std=None if table is None or len(done) < 2 else float(table.loc["std", "acc_generator"]))
@@ -218,7 +220,8 @@ def main(argv=None):
     deadline = lambda share: t_start + share * a.budget
     device = a.device or ("cpu" if a.dry else "cuda")
     seeds = list(range(a.seeds if a.seeds is not None else (2 if a.dry else 5)))
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(a.out).resolve(); out.mkdir(parents=True, exist_ok=True)
+    mnist_root = Path(a.mnist_root).resolve()                     # the seeds' processes run in the repository
     work = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     os.environ.setdefault("MISREP_CACHE", str(work / "cache"))     # a fresh cache: the classifier is trained here
     os.environ["MISREP_PROGRESS"] = "0"
@@ -233,7 +236,7 @@ def main(argv=None):
     build_path, build_log = work / "3dshapes.h5", work / "build.log"
     proc, t_build, ended = start_build(device, build_path, DRY_IMAGES if a.dry else None, build_log)
     try:
-        phase(summary, "infogan", lambda: infogan_seeds(out, device, a.dry, prepare_mnist(Path(a.mnist_root)), seeds, work,
+        phase(summary, "infogan", lambda: infogan_seeds(out, device, a.dry, prepare_mnist(mnist_root), seeds, work,
                                                          deadline(0.95) - time.time()))
     finally:
         phase(summary, "build", finish_build, proc, t_build, ended, build_path, deadline(0.97) - time.time(), build_log)
