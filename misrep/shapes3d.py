@@ -26,12 +26,12 @@ from .core import DataNotFoundError, cache_dir, get_device, progress
 
 # %% auto #0
 __all__ = ['FACTOR_NAMES', 'FACTOR_SIZES', 'FACTOR_VALUES', 'SHAPE_NAMES', 'SHARED_FACTORS', 'N_IMAGES', 'N_GEOMETRIES',
-           'FITTED_SHADE', 'NO_SHADE', 'RENDERER_VERSION', 'grid_index', 'grid_classes', 'group_keys', 'SceneParams',
-           'hsv_to_rgb', 'hit_box', 'hit_sphere', 'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features',
-           'surface_maps', 'aa_kernel', 'antialias', 'render_geometry', 'compose_images', 'render_shapes3d',
-           'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint', 'default_shapes3d_path',
-           'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler', 'select_rows',
-           'Shapes3DPairs']
+           'FITTED_SHADE', 'NO_SHADE', 'EARLIER_RENDERERS', 'RENDERER_VERSION', 'grid_index', 'grid_classes',
+           'group_keys', 'SceneParams', 'hsv_to_rgb', 'hit_box', 'hit_sphere', 'hit_cylinder', 'hit_capsule',
+           'hit_object', 'shade_features', 'surface_maps', 'aa_kernel', 'antialias', 'render_geometry',
+           'compose_images', 'render_shapes3d', 'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint',
+           'default_shapes3d_path', 'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler',
+           'select_rows', 'Shapes3DPairs']
 
 # %% ../nbs/02_shapes3d.ipynb #6ec4c611
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
@@ -101,9 +101,10 @@ class SceneParams:
     sphere: float = 0.1331 # sphere radius at scale 1
     capsule_radius: float = 0.1022 # at scale 1
     capsule_length: float = 0.2044 # length of the capsule's straight part at scale 1
-    light_right: float = -0.4583 # key light position in the camera frame, relative to the camera (negative: left)
+    light_right: float = -0.4583 # key light position in the camera frame at `light_azimuth`, relative to the camera (negative: left)
     light_up: float = 2.496
     light_forward: float = 1.238
+    light_azimuth: float | None = 22.5 # the key light stays in the room where the camera at this azimuth (degrees) places it; None: it rides with the camera (versions 1-3)
     light_radius: float = 0.04941 # radius of the disk light (soft-shadow width)
     shadow_samples: int = 16 # rays per point toward the disk light
     spot: float = 7.88 # exponent of the key light's falloff cos(angle to its axis)^spot
@@ -127,10 +128,10 @@ class SceneParams:
     sky: tuple = (153, 226, 249) # RGB of the sky band
     # log-irradiance corrections of the walls x = +1, x = -1, y = +1 (10 each) and of the floor (`_shade`), fitted by
     # `misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images; `NO_SHADE` turns them off
-    wall_shade: tuple = (0.0836, -0.2072, -0.116, -0.0241, -0.0084, -0.0194, -0.1674, -0.0042, -0.1939, -0.1035, # x = +1
-                         0.1154, -0.336, -0.1401, 0.3067, -0.0214, -0.0246, -0.3484, -0.0172, 0.2905, 0.1304, # x = -1
-                         0.0146, -0.0107, -0.0263, 0.0093, -0.0268, -0.0013, -0.0104, 0.0206, -0.0017, 0.0143) # y = +1
-    floor_shade: tuple = (-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174)
+    wall_shade: tuple = (0.0653, -0.1219, -0.1127, -0.0042, -0.0656, -0.0207, -0.1638, -0.0106, -0.2349, -0.1101, # x = +1
+                         0.2212, -0.3699, -0.1406, 0.1761, -0.0149, -0.0257, -0.3496, -0.0139, 0.3266, 0.1252, # x = -1
+                         0.0211, -0.0192, -0.0212, -0.0025, -0.0267, -0.0002, -0.0073, 0.0145, 0.0111, 0.0072) # y = +1
+    floor_shade: tuple = (0.0064, 0.0304, 0.2778, 0.0016, -0.147, -0.2109, -0.01, -0.0303, 0.1816, -0.0067)
 
 # %% ../nbs/02_shapes3d.ipynb #238165ce
 def hsv_to_rgb(hue: torch.Tensor, # hues in [0, 1), any shape
@@ -296,7 +297,9 @@ def _first_hits(c, d, shape, size, p: SceneParams) -> _Hits:
 # %% ../nbs/02_shapes3d.ipynb #51f1e6c0
 def _light(c, r, u, f, q, nrm, p: SceneParams):
     "Key light position L, unit direction to it l (tuples), max(0, n.l) and falloff (spot x attenuation) (G, P) at hit points q."
-    # the light rides with the camera: $L = c + l_r r + l_u u + l_f f$
+    if p.light_azimuth is not None: # the light stays in the room: place it from the camera frame at azimuth theta_L
+        c, r, u, f = _camera(torch.full_like(c[0], math.radians(p.light_azimuth)), p)
+    # $L = c_L + l_r r_L + l_u u_L + l_f f_L$
     L = tuple(c[i] + p.light_right * r[i] + p.light_up * u[i] + p.light_forward * f[i] for i in range(3))
     # its axis $a$ points at the floor point $a_r r + a_f f_{xy}$
     aim = (p.spot_right * r[0] + p.spot_forward * f[0], p.spot_right * r[1] + p.spot_forward * f[1], torch.zeros_like(f[2]))
@@ -357,9 +360,18 @@ def shade_features(a, b, t):
     "phi(a, b, t) = (1, a, b, t, a^2, b^2, t^2, ab, at, bt), stacked on a new last axis."
     return torch.stack([torch.ones_like(a), a, b, t, a * a, b * b, t * t, a * b, a * t, b * t], -1)
 
-# the fitted corrections (the defaults) and none (renderer version 2's pixels): `SceneParams(**NO_SHADE)`
+# the fitted corrections (the defaults) and none
 FITTED_SHADE = dict(wall_shade=SceneParams.wall_shade, floor_shade=SceneParams.floor_shade)
 NO_SHADE = dict(wall_shade=(0.,) * 30, floor_shade=(0.,) * 10)
+# earlier renderer versions' pixels: `SceneParams(**EARLIER_RENDERERS[v])` (2: no correction; 3: the correction fitted
+# with the key light riding with the camera)
+EARLIER_RENDERERS = {
+    2: dict(light_azimuth=None, **NO_SHADE),
+    3: dict(light_azimuth=None,
+            wall_shade=(0.0836, -0.2072, -0.116, -0.0241, -0.0084, -0.0194, -0.1674, -0.0042, -0.1939, -0.1035,
+                        0.1154, -0.336, -0.1401, 0.3067, -0.0214, -0.0246, -0.3484, -0.0172, 0.2905, 0.1304,
+                        0.0146, -0.0107, -0.0263, 0.0093, -0.0268, -0.0013, -0.0104, 0.0206, -0.0017, 0.0143),
+            floor_shade=(-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174))}
 
 def _shade_coordinates(h: _Hits, cam, p: SceneParams) -> tuple:
     "(a, b, t, surface) (G, P) each: the coordinates of `shade_features` and the surface (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 else)."
@@ -581,7 +593,8 @@ def check_shapes3d_file(path, # an HDF5 file in the official layout, or a marked
     return dict(classes=classes, values=labels, grid_indices=gi, subset=subset, attrs=attrs)
 
 # %% ../nbs/02_shapes3d.ipynb #bf99d7d2
-RENDERER_VERSION = 3 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images; 3: `_shade`)
+RENDERER_VERSION = 4 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images; 3: `_shade`;
+                     # 4: the key light fixed in the room, `_shade` refitted)
 
 @functools.lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:

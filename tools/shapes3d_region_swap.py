@@ -7,20 +7,22 @@ scale changes. Prints accuracy (%) per factor and variant (results/shapes3d_rend
 
     OMP_NUM_THREADS=1 python tools/shapes3d_region_swap.py --reference ../shared/data/shapes3d-reference --seeds 0 1 2
 
---shade none / walls / walls+floor renders (and trains the classifier) without the fitted shading of the walls and
-the floor (`NO_SHADE`: renderer version 2), with it on the walls only, or on both (the default, renderer version 3).
+--renderer v2 / v3-walls / v3 / v4 renders (and trains the classifier) as renderer version 2 did (no fitted wall and
+floor shading, the key light riding with the camera), as version 3 did with its shading on the walls only or on the
+walls and the floor, or as version 4 does (the default: the key light fixed in the room, the shading refitted).
 """
 import argparse
 
 import numpy as np
 import torch
 
-from misrep.shapes3d import FACTOR_SIZES, FITTED_SHADE, NO_SHADE, SceneParams, render_shapes3d
+from misrep.shapes3d import EARLIER_RENDERERS, FACTOR_SIZES, NO_SHADE, SceneParams, render_shapes3d
 from misrep.shapes3d_fidelity import factor_predictions, reference_set, train_factor_classifier
 
 
-SHADES = {"none": SceneParams(**NO_SHADE), "walls": SceneParams(floor_shade=NO_SHADE["floor_shade"]),
-          "walls+floor": SceneParams(**FITTED_SHADE)}   # none: renderer version 2; walls+floor: the default
+RENDERERS = {"v2": SceneParams(**EARLIER_RENDERERS[2]),
+             "v3-walls": SceneParams(**{**EARLIER_RENDERERS[3], "floor_shade": NO_SHADE["floor_shade"]}),
+             "v3": SceneParams(**EARLIER_RENDERERS[3]), "v4": SceneParams()}       # v4: the default, this version
 
 
 def regions(lab: np.ndarray, params: SceneParams | None = None) -> dict:
@@ -41,12 +43,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--shade", choices=list(SHADES), default="walls+floor", help="the renderer's fitted shading (default: all)")
+    ap.add_argument("--renderer", choices=list(RENDERERS), default="v4", help="which renderer version (default: v4, this one)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     refs = reference_set(a.reference)
     real, lab = refs["images"], refs["labels"]
-    params = SHADES[a.shade]
+    params = RENDERERS[a.renderer]
     masks, ren = regions(lab, params)
     print("pixel fractions: " + ", ".join(f"{k} {m.mean():.3f}" for k, m in masks.items()))
     variants = {"render": ren, "real": real}

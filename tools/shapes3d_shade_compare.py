@@ -1,11 +1,12 @@
-"""The renderer with and without its fitted wall and floor shading (`misrep.shapes3d.FITTED_SHADE`, fitted by
-`misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images), judged on the real images:
+"""The renderer's versions side by side (2: no fitted wall and floor shading, the key light riding with the camera; 3:
+the shading `misrep.shapes3d_fidelity.fit_shade` fits on the fit half of the labelled real images, on the walls only or
+on walls and floor; 4, this one: the key light fixed in the room, the shading refitted), judged on the real images:
 the fit's log-ratio table, the mean absolute pixel difference per source and half, and the sim-to-real gap per factor
 (real held-out minus held-out renders) for each classifier seed, with mean and sd (results/shapes3d_render/README.md,
 issue 16).
 
     OMP_NUM_THREADS=1 python tools/shapes3d_shade_compare.py --reference ../shared/data/shapes3d-reference \
-        --variants none walls walls+floor --seeds 0 1 2
+        --variants v2 v3 v4 --seeds 0 1 2
 """
 import argparse
 
@@ -14,7 +15,7 @@ import torch
 
 from misrep.shapes3d import FITTED_SHADE
 from misrep.shapes3d_fidelity import fit_shade, pixel_differences, reference_set, sim_to_real_seeds
-from shapes3d_region_swap import SHADES as VARIANTS   # tools/: none, walls, walls+floor
+from shapes3d_region_swap import RENDERERS as VARIANTS   # tools/: v2, v3-walls, v3, v4
 
 
 def main(argv=None):
