@@ -1,0 +1,52 @@
+"""tools/shapes3d_shadow_check.py and tools/shapes3d_region_swap.py (the renderer's diagnostics against the real
+images, results/shapes3d_render): checked on renders standing in for the real images, so that no real data is needed."""
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from misrep.shapes3d import SceneParams, render_shapes3d
+
+sys.path.insert(0, str(REPO / "tools"))
+import shapes3d_region_swap as swap  # noqa: E402
+import shapes3d_shadow_check as shadow  # noqa: E402
+
+# (floor, wall, object hue, scale, shape, orientation): large objects, every shape, both ends of the azimuth range
+LABELS = np.array([[0, 3, 5, 7, 0, 0], [2, 5, 7, 6, 1, 14], [4, 7, 9, 7, 2, 7], [6, 9, 1, 5, 3, 3]])
+
+
+@pytest.fixture(scope="module")
+def renders():
+    return render_shapes3d(torch.from_numpy(LABELS), 2).numpy()
+
+
+def _refs(images):
+    n = len(LABELS)
+    return dict(images=images, labels=LABELS, source=np.array(["grid"] * n), split=np.array(["fit", "held-out"] * (n // 2)))
+
+
+def test_shadow_check_finds_no_offset_where_the_real_images_are_the_renders(renders):
+    d = shadow.compare(_refs(renders), SceneParams())
+    assert len(d) == len(LABELS), d                       # every image has a shadow near enough to measure
+    assert (d.dy == 0).all() and (d.dx == 0).all() and (d.error < 0.01).all(), d
+
+
+def test_shadow_check_finds_a_shadow_moved_up_one_row(renders):
+    moved = renders.astype(float)
+    for i, (floor, real, ren) in enumerate(shadow.shadow_factors(_refs(renders), SceneParams())):
+        up = np.roll(ren, -1, axis=0)                     # the render's shadow factor, one row higher
+        ok = floor & np.roll(floor, -1, axis=0)
+        moved[i][ok] *= (up / ren)[ok][:, None]           # unclipped floor: pixel = hue x shadow-free light x factor
+    d = shadow.compare(_refs(np.clip(np.round(moved), 0, 255).astype(np.uint8)), SceneParams())
+    assert len(d) == len(LABELS) and (d.dy == -1).all() and (d.dx == 0).all() and (d.error > 0.02).all(), d
+
+
+def test_region_swap_masks_cover_every_pixel_once():
+    masks, ren = swap.regions(LABELS[:2], SceneParams())
+    total = sum(m.astype(int) for m in masks.values())  # walls and floor overlap where an edge pixel mixes both hues
+    assert ren.shape == (2, 64, 64, 3) and (total >= 1).all() and (total > 1).mean() < 0.03, (total > 1).mean()
+    assert not (masks["shadow"] & masks["floor_no_shadow"]).any() and not (masks["object"] & masks["walls"]).any()
+    assert all(m.any() for m in masks.values()), {k: int(m.sum()) for k, m in masks.items()}
+    assert set(swap.RENDERERS) == {"v2", "v3-walls", "v3", "v4"} and swap.RENDERERS["v4"] == SceneParams()
