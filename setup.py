@@ -35,6 +35,7 @@ setup(
     url=cfg['git_url'],
     packages=find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
+    package_data={cfg['lib_path']: ['shapes3d_texture.npz']},   # the renderer's fitted room texture
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,

@@ -26,12 +26,13 @@ from .core import DataNotFoundError, cache_dir, get_device, progress
 
 # %% auto #0
 __all__ = ['FACTOR_NAMES', 'FACTOR_SIZES', 'FACTOR_VALUES', 'SHAPE_NAMES', 'SHARED_FACTORS', 'N_IMAGES', 'N_GEOMETRIES',
-           'FITTED_SHADE', 'NO_SHADE', 'EARLIER_RENDERERS', 'RENDERER_VERSION', 'grid_index', 'grid_classes',
-           'group_keys', 'SceneParams', 'hsv_to_rgb', 'hit_box', 'hit_sphere', 'hit_cylinder', 'hit_capsule',
-           'hit_object', 'shade_features', 'surface_maps', 'aa_kernel', 'antialias', 'render_geometry',
-           'compose_images', 'render_shapes3d', 'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint',
-           'default_shapes3d_path', 'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler',
-           'select_rows', 'Shapes3DPairs']
+           'FITTED_SHADE', 'NO_SHADE', 'EARLIER_RENDERERS', 'TEXTURE_FILE', 'TEXTURE_SURFACES', 'RENDERER_VERSION',
+           'grid_index', 'grid_classes', 'group_keys', 'SceneParams', 'hsv_to_rgb', 'hit_box', 'hit_sphere',
+           'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features', 'load_texture', 'save_texture',
+           'surface_maps', 'aa_kernel', 'antialias', 'render_geometry', 'compose_images', 'render_shapes3d',
+           'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint', 'default_shapes3d_path',
+           'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler', 'select_rows',
+           'Shapes3DPairs']
 
 # %% ../nbs/02_shapes3d.ipynb #6ec4c611
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
@@ -126,6 +127,7 @@ class SceneParams:
     aa_ringing: float = -0.4301 # a of the Keys cubic kernel that filters supersamples down to pixels (ringing < 0)
     aa_width: float = 1.006 # its width in pixels
     sky: tuple = (153, 226, 249) # RGB of the sky band
+    texture: bool = True # multiply the walls' and floor's reflectance by the fitted room texture (`TEXTURE_FILE`); False: none (versions 1-4)
     # log-irradiance corrections of the walls x = +1, x = -1, y = +1 (10 each) and of the floor (`_shade`), fitted by
     # `misrep.shapes3d_fidelity.fit_shade` on the fit half of the labelled real images; `NO_SHADE` turns them off
     wall_shade: tuple = (0.0653, -0.1219, -0.1127, -0.0042, -0.0656, -0.0207, -0.1638, -0.0106, -0.2349, -0.1101, # x = +1
@@ -364,14 +366,15 @@ def shade_features(a, b, t):
 FITTED_SHADE = dict(wall_shade=SceneParams.wall_shade, floor_shade=SceneParams.floor_shade)
 NO_SHADE = dict(wall_shade=(0.,) * 30, floor_shade=(0.,) * 10)
 # earlier renderer versions' pixels: `SceneParams(**EARLIER_RENDERERS[v])` (2: no correction; 3: the correction fitted
-# with the key light riding with the camera)
+# with the key light riding with the camera; 4: this correction, no texture)
 EARLIER_RENDERERS = {
-    2: dict(light_azimuth=None, **NO_SHADE),
-    3: dict(light_azimuth=None,
+    2: dict(light_azimuth=None, texture=False, **NO_SHADE),
+    3: dict(light_azimuth=None, texture=False,
             wall_shade=(0.0836, -0.2072, -0.116, -0.0241, -0.0084, -0.0194, -0.1674, -0.0042, -0.1939, -0.1035,
                         0.1154, -0.336, -0.1401, 0.3067, -0.0214, -0.0246, -0.3484, -0.0172, 0.2905, 0.1304,
                         0.0146, -0.0107, -0.0263, 0.0093, -0.0268, -0.0013, -0.0104, 0.0206, -0.0017, 0.0143),
-            floor_shade=(-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174))}
+            floor_shade=(-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174)),
+    4: dict(texture=False)}
 
 def _shade_coordinates(h: _Hits, cam, p: SceneParams) -> tuple:
     "(a, b, t, surface) (G, P) each: the coordinates of `shade_features` and the surface (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 else)."
@@ -397,12 +400,68 @@ def _shade(h: _Hits, cam, p: SceneParams) -> torch.Tensor:
         g = torch.where(s == k, gk, g)
     return g
 
+# %% ../nbs/02_shapes3d.ipynb #441267b5
+TEXTURE_FILE = Path(__file__).parent / "shapes3d_texture.npz" # the fitted maps (`misrep.shapes3d_fidelity.fit_texture`)
+TEXTURE_SURFACES = ("wall x=+1", "wall x=-1", "wall y=+1", "floor") # the maps' order (the surface ids of `_shade_coordinates`)
+
+def _texture_coordinates(h: _Hits, texels: float) -> tuple:
+    "Surface (0-2 walls x=+1, x=-1, y=+1; 3 floor; -1 else), texel row and column (float) of the first hits; (G, P) each."
+    q = h.q; wall, floor = ~h.floor & ~h.sky & ~h.obj, h.floor & ~h.obj
+    s = torch.where(wall, torch.where(h.side, torch.where(q[0] > 0, 0, 1), 2), torch.where(floor, 3, -1))
+    # walls: $(v, u) = (z, \text{along} + 1)\,n_t$; the floor: $(y + 1, x + 1)\,n_t$
+    row = torch.where(s == 3, q[1] + 1, q[2]) * texels
+    col = (torch.where(s == 3, q[0], torch.where(h.side, q[1], q[0])) + 1) * texels
+    return s, row, col
+
+def load_texture(path=None, # an .npz with `texels` and `map0`-`map3` (default: `TEXTURE_FILE`)
+                ) -> dict:
+    "The texture maps: `texels` (per unit length) and `maps` (four float32 arrays, `TEXTURE_SURFACES` order)."
+    path = Path(path or TEXTURE_FILE)
+    if not path.exists(): raise FileNotFoundError(f"{path}: the Shapes3D texture maps are missing (`misrep.shapes3d_fidelity.fit_texture` writes them; SceneParams(texture=False) renders without).")
+    with np.load(path) as z:
+        missing = [k for k in ("texels", "map0", "map1", "map2", "map3") if k not in z.files]
+        if missing: raise ValueError(f"{path}: expected arrays texels, map0-map3 (texture maps); missing {missing}, found {z.files}.")
+        return dict(texels=float(z["texels"]), maps=[z[f"map{k}"].astype(np.float32) for k in range(4)])
+
+def save_texture(texture: dict, # `texels` and `maps` (four 2-d arrays), as `load_texture` returns
+                 path=None, # default: `TEXTURE_FILE`
+                ) -> Path:
+    "Write texture maps for `load_texture`: to a temporary file first, renamed when complete."
+    path = Path(path or TEXTURE_FILE); maps = texture["maps"]
+    if len(maps) != 4 or any(np.asarray(m).ndim != 2 for m in maps):
+        raise ValueError(f"expected four 2-d maps ({', '.join(TEXTURE_SURFACES)}); got {[np.shape(m) for m in maps]}.")
+    tmp = path.with_name(path.name + f".partial-{os.getpid()}.npz")
+    np.savez_compressed(tmp, texels=np.float32(texture["texels"]), **{f"map{k}": np.asarray(m, np.float16) for k, m in enumerate(maps)})
+    os.replace(tmp, path); _texture_atlas.cache_clear(); renderer_fingerprint.cache_clear()
+    return path
+
+@functools.lru_cache(maxsize=4)
+def _texture_atlas(device: str) -> tuple:
+    "(atlas (1, 1, 3 h_wall + h_floor, w): the maps stacked, walls then the floor; h_wall; h_floor; texels per unit)."
+    t = load_texture(); maps = t["maps"]
+    (hw, w), (hf, wf) = maps[0].shape, maps[3].shape
+    if any(m.shape != (hw, w) for m in maps[:3]) or wf != w:
+        raise ValueError(f"texture maps: expected three wall maps of one shape and a floor map as wide; got {[m.shape for m in maps]}.")
+    return torch.from_numpy(np.concatenate(maps))[None, None].to(device), hw, hf, t["texels"]
+
+def _texture(h: _Hits) -> torch.Tensor:
+    "Log-reflectance of the room texture (G, P): the surface's map at the hit, read bilinearly; 0 on the object and the sky."
+    atlas, hw, hf, texels = _texture_atlas(str(h.t.device))
+    s, row, col = _texture_coordinates(h, texels)
+    H, W = atlas.shape[-2:]
+    rr = torch.minimum(row.clamp_min(0), torch.where(s == 3, hf - 1.0, hw - 1.0)) + s.clamp_min(0) * hw # row in the atlas
+    # grid_sample's coordinates: -1 and 1 are the centres of the first and last texels (align_corners)
+    g = torch.stack([col / ((W - 1) / 2) - 1, rr / ((H - 1) / 2) - 1], -1).view(1, -1, 1, 2)
+    v = F.grid_sample(atlas, g, mode="bilinear", padding_mode="border", align_corners=True).view(s.shape)
+    return torch.where(s >= 0, v, torch.zeros_like(v))
+
 # %% ../nbs/02_shapes3d.ipynb #20c701dc
 def surface_maps(keys, # (G,) geometry cell indices in [0, 480)
                  params: SceneParams | None = None, # scene constants
                  res: int = 64, # one ray through each pixel's centre
+                 texels: float = 48, # texels per unit length of the texture coordinates `row`, `col`
                 ) -> dict:
-    "Maps (G, res, res) at pixel centres: `surface` (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 object, sky), `a`, `b`, `t` of `_shade`, `v` (key light visible)."
+    "Maps (G, res, res) at pixel centres: `surface` (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 object, sky), `a`, `b`, `t` of `_shade`, `v` (key light visible), `row`, `col` (texture coordinates)."
     p = params or SceneParams(); keys = torch.as_tensor(keys).long()
     size, shape, theta = _cell_factors(keys, p)
     (c, r, u, f), d = _primary_rays(theta, res, p)
@@ -410,7 +469,8 @@ def surface_maps(keys, # (G,) geometry cell indices in [0, 480)
     L, l, cos, fall = _light(c, r, u, f, h.q, h.nrm, p)
     v = _soft_shadow(h, L, r, u, shape, size, p)
     a, b, t, s = _shade_coordinates(h, (c, r, u, f), p)
-    return {k: x.reshape(-1, res, res) for k, x in dict(surface=s, a=a, b=b, t=t, v=v).items()}
+    _, row, col = _texture_coordinates(h, texels)
+    return {k: x.reshape(-1, res, res) for k, x in dict(surface=s, a=a, b=b, t=t, v=v, row=row, col=col).items()}
 
 # %% ../nbs/02_shapes3d.ipynb #fa9f411c
 def _shading(d, h: _Hits, cam, l, cos, fall, vis, p: SceneParams):
@@ -422,6 +482,7 @@ def _shading(d, h: _Hits, cam, l, cos, fall, vis, p: SceneParams):
     gain = torch.where(h.obj, p.object_gain, torch.where(h.floor, p.floor_gain, p.wall_gain)) # $g_m$
     sig = torch.where(h.obj, _sheen(nrm, r, u, f, p), torch.zeros_like(k_))
     if any(p.wall_shade) or any(p.floor_shade): k_ = k_ * torch.exp(_shade(h, cam, p)) # $\times \exp(\beta^\top\phi)$
+    if p.texture: k_ = k_ * torch.exp(_texture(h)) # $\times \exp(\tau_s(u, v))$
     return k_ * gain, sig
 
 # %% ../nbs/02_shapes3d.ipynb #70eef18f
@@ -593,18 +654,19 @@ def check_shapes3d_file(path, # an HDF5 file in the official layout, or a marked
     return dict(classes=classes, values=labels, grid_indices=gi, subset=subset, attrs=attrs)
 
 # %% ../nbs/02_shapes3d.ipynb #bf99d7d2
-RENDERER_VERSION = 4 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images; 3: `_shade`;
-                     # 4: the key light fixed in the room, `_shade` refitted)
+RENDERER_VERSION = 5 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images; 3: `_shade`;
+                     # 4: the key light fixed in the room, `_shade` refitted; 5: the room texture)
 
 @functools.lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
-    "First 12 hex digits of the sha1 of the renderer's source code (every function that decides a pixel)."
+    "First 12 hex digits of the sha1 of the renderer's source code (every function that decides a pixel) and of the texture maps."
     fns = (SceneParams, hsv_to_rgb, hit_box, hit_sphere, hit_cylinder, hit_capsule, _shape_hits, hit_object,
            _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, shade_features,
-           _shade_coordinates, _shade, _shading,
+           _shade_coordinates, _shade, _texture_coordinates, load_texture, _texture_atlas, _texture, _shading,
            _geometry_chunk, aa_kernel, antialias, render_geometry, compose_images, render_shapes3d)
     try: src = "".join(inspect.getsource(f) for f in fns)
     except (OSError, TypeError): src = "source unavailable" # then the version number alone speaks
+    if TEXTURE_FILE.exists(): src += hashlib.sha1(TEXTURE_FILE.read_bytes()).hexdigest()
     return hashlib.sha1(src.encode()).hexdigest()[:12]
 
 def _request(indices, supersample, params: SceneParams) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -23,15 +24,16 @@ from .core import DataNotFoundError, RunDir, progress
 from .evaluation import to_float
 from .shapes3d import (FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, N_GEOMETRIES, N_IMAGES, SHAPE_NAMES,
                              RENDERER_VERSION, SHARED_FACTORS, SceneParams, build_shapes3d, check_shapes3d_file, grid_classes, group_keys,
-                             hsv_to_rgb, render_geometry, render_shapes3d, subset_indices, shade_features, surface_maps)
+                             hsv_to_rgb, render_geometry, render_shapes3d, subset_indices, shade_features, surface_maps, TEXTURE_FILE,
+                             load_texture, save_texture)
 from .train import Trainer
 
 # %% auto #0
 __all__ = ['REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid', 'load_reference_grids', 'read_hues',
-           'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fit_shade', 'fidelity_table',
-           'side_by_side_figure', 'orientation_traversal_figure', 'FactorCNN', 'factor_classifier_trainer',
-           'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'seed_spread', 'sim_to_real_seeds',
-           'shapes3d_fidelity', 'main']
+           'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fit_shade', 'fit_texture',
+           'fidelity_table', 'side_by_side_figure', 'orientation_traversal_figure', 'FactorCNN',
+           'factor_classifier_trainer', 'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'seed_spread',
+           'sim_to_real_seeds', 'shapes3d_fidelity', 'main']
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #46933120
 def load_reference_frames(reference_dir, # folder with the official animation `3dshapes.gif`
@@ -274,6 +276,41 @@ def fit_shade(refs: dict, # from `reference_set`
     rnd = lambda b: tuple(round(float(v), 4) for v in b)
     return rnd(np.concatenate(betas[:3])), rnd(betas[3]), pd.DataFrame(report).round(4)
 
+# %% ../nbs/02a_shapes3d_fidelity.ipynb #77988667
+def fit_texture(refs: dict, # from `reference_set`
+                params: SceneParams | None = None, # the other constants (the texture is ignored)
+                split: str = "fit", # fit on this half only
+                texels: int = 48, # texels per unit length (a pixel covers about 0.6 texels on the back wall)
+                shrink: float = 0.1, # lambda: per-texel weight that pulls a texel seen little toward 0
+                smooth: float = 24.0, # sigma (texels) of the smooth part removed
+               ) -> dict:
+    "Room texture maps from the real images of `split`: `texels`, `maps` (four float32, `TEXTURE_SURFACES` order) and `weights` (how much each texel was seen)."
+    from scipy.ndimage import binary_erosion, gaussian_filter
+    p0 = dataclasses.replace(params or SceneParams(), texture=False)
+    lab = torch.from_numpy(np.asarray(refs["labels"]))
+    sm = {k: v.numpy() for k, v in surface_maps(group_keys(lab, SHARED_FACTORS, FACTOR_SIZES[3:]), p0, texels=texels).items()}
+    ren = render_shapes3d(lab, 2, params=p0).numpy().astype(np.float64)
+    real = np.asarray(refs["images"]).astype(np.float64)
+    wall = (int(math.ceil(p0.wall_height * texels)) + 1, 2 * texels + 1)
+    shapes = [wall] * 3 + [(2 * texels + 1, 2 * texels + 1)]
+    num, den = [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes]
+    for i in np.nonzero(np.asarray(refs["split"]) == split)[0]:
+        y = np.log((real[i].sum(-1) + 3) / (ren[i].sum(-1) + 3))          # log real / rendered, channel sums
+        for s in range(4):
+            m = binary_erosion(sm["surface"][i] == s)                      # away from the surface's edges
+            if s == 3: m &= sm["v"][i] > 0.97                              # and out of the shadow
+            r, c, v = sm["row"][i][m], sm["col"][i][m], y[m]
+            r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int); fr, fc = r - r0, c - c0
+            for dr, dc, w in ((0, 0, (1 - fr) * (1 - fc)), (1, 0, fr * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 1, fr * fc)):
+                rr, cc = np.clip(r0 + dr, 0, shapes[s][0] - 1), np.clip(c0 + dc, 0, shapes[s][1] - 1)
+                np.add.at(num[s], (rr, cc), w * v); np.add.at(den[s], (rr, cc), w)
+    maps = []
+    for s in range(4):
+        seen, t = den[s] > 0, num[s] / (den[s] + shrink)
+        lo = gaussian_filter(np.where(seen, t, 0), smooth) / np.maximum(gaussian_filter(seen.astype(float), smooth), 1e-3)
+        maps.append((np.where(seen, t - lo, 0) * den[s] / (den[s] + shrink)).astype(np.float32))
+    return dict(texels=texels, maps=maps, weights=den)
+
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #6bbb8006
 def _adjacent_diff(x): return float(np.mean([np.abs(x[k].astype(float) - x[k + 1]).mean() for k in range(len(x) - 1)]))
 
@@ -504,7 +541,7 @@ def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.pn
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #fc81fb55
 def _parser() -> argparse.ArgumentParser:
-    "The arguments of `misrep-shapes3d`: build, check, fidelity."
+    "The arguments of `misrep-shapes3d`: build, check, fidelity, fit-texture."
     ap = argparse.ArgumentParser(prog="misrep-shapes3d", description="Render Shapes3D into the official HDF5 layout, check a file, or compare renders with real images.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="render the full grid (default) or a subset")
@@ -530,12 +567,15 @@ def _parser() -> argparse.ArgumentParser:
     fd.add_argument("--seed", type=int, default=0)
     fd.add_argument("--n-seeds", type=int, default=1, help="classifiers of seeds seed, ..., seed + n - 1: their gaps, mean and sd")
     fd.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ft = sub.add_parser("fit-texture", help="fit the room texture maps on the fit half of the reference images")
+    ft.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
+    ft.add_argument("--out", default=str(TEXTURE_FILE), help="the maps' file (default: the one misrep renders with)")
     return ap
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #7a7cc0e4
 def main(argv: Sequence[str] | None = None, # arguments (default: sys.argv[1:])
         ) -> int:
-    "Entry point of `misrep-shapes3d` / `python -m misrep.shapes3d_fidelity`: build, check or compare a Shapes3D file."
+    "Entry point of `misrep-shapes3d` / `python -m misrep.shapes3d_fidelity`: build, check or compare a Shapes3D file, fit the texture."
     a = _parser().parse_args(argv)
     if a.cmd == "build":
         if a.threads: torch.set_num_threads(a.threads)
@@ -551,6 +591,10 @@ def main(argv: Sequence[str] | None = None, # arguments (default: sys.argv[1:])
         for name in ("fidelity", "pixel_difference", "sim_to_real", "sim_to_real_seeds"):
             if name in out: print(f"\n{name}:\n{out[name].to_string()}")
         print(f"\n({time.time() - t0:.0f} s)")
+    elif a.cmd == "fit-texture":
+        tex = fit_texture(reference_set(a.reference))
+        print(f"{save_texture(tex, a.out)}: " + ", ".join(f"{(w > 0).mean():.0%} of {m.shape} texels seen, sd {m[w > 0].std():.4f}"
+                                                          for m, w in zip(tex["maps"], tex["weights"])))
     else:
         info = check_shapes3d_file(a.path)
         print(f"{a.path}: OK, {len(info['classes'])} images, " + ("a marked subset" if info["subset"] else "the full grid"))

@@ -49,4 +49,4 @@ def test_region_swap_masks_cover_every_pixel_once():
     assert ren.shape == (2, 64, 64, 3) and (total >= 1).all() and (total > 1).mean() < 0.03, (total > 1).mean()
     assert not (masks["shadow"] & masks["floor_no_shadow"]).any() and not (masks["object"] & masks["walls"]).any()
     assert all(m.any() for m in masks.values()), {k: int(m.sum()) for k, m in masks.items()}
-    assert set(swap.RENDERERS) == {"v2", "v3-walls", "v3", "v4"} and swap.RENDERERS["v4"] == SceneParams()
+    assert set(swap.RENDERERS) == {"v2", "v3-walls", "v3", "v4", "v5"} and swap.RENDERERS["v5"] == SceneParams()

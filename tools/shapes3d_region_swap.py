@@ -7,9 +7,10 @@ scale changes. Prints accuracy (%) per factor and variant (results/shapes3d_rend
 
     OMP_NUM_THREADS=1 python tools/shapes3d_region_swap.py --reference ../shared/data/shapes3d-reference --seeds 0 1 2
 
---renderer v2 / v3-walls / v3 / v4 renders (and trains the classifier) as renderer version 2 did (no fitted wall and
+--renderer v2 / v3-walls / v3 / v4 / v5 renders (and trains the classifier) as renderer version 2 did (no fitted wall and
 floor shading, the key light riding with the camera), as version 3 did with its shading on the walls only or on the
-walls and the floor, or as version 4 does (the default: the key light fixed in the room, the shading refitted).
+walls and the floor, as version 4 did (the key light fixed in the room, the shading refitted) or as version 5 does (the
+default: version 4 with the room texture).
 """
 import argparse
 
@@ -22,7 +23,8 @@ from misrep.shapes3d_fidelity import factor_predictions, reference_set, train_fa
 
 RENDERERS = {"v2": SceneParams(**EARLIER_RENDERERS[2]),
              "v3-walls": SceneParams(**{**EARLIER_RENDERERS[3], "floor_shade": NO_SHADE["floor_shade"]}),
-             "v3": SceneParams(**EARLIER_RENDERERS[3]), "v4": SceneParams()}       # v4: the default, this version
+             "v3": SceneParams(**EARLIER_RENDERERS[3]), "v4": SceneParams(**EARLIER_RENDERERS[4]),
+             "v5": SceneParams()}                                                   # v5: the default, this version
 
 
 def regions(lab: np.ndarray, params: SceneParams | None = None) -> dict:
@@ -43,7 +45,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--renderer", choices=list(RENDERERS), default="v4", help="which renderer version (default: v4, this one)")
+    ap.add_argument("--renderer", choices=list(RENDERERS), default="v5", help="which renderer version (default: v5, this one)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     refs = reference_set(a.reference)

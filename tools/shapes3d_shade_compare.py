@@ -6,7 +6,7 @@ the fit's log-ratio table, the mean absolute pixel difference per source and hal
 issue 16).
 
     OMP_NUM_THREADS=1 python tools/shapes3d_shade_compare.py --reference ../shared/data/shapes3d-reference \
-        --variants v2 v3 v4 --seeds 0 1 2
+        --variants v2 v3 v4 v5 --seeds 0 1 2
 """
 import argparse
 
@@ -15,7 +15,7 @@ import torch
 
 from misrep.shapes3d import FITTED_SHADE
 from misrep.shapes3d_fidelity import fit_shade, pixel_differences, reference_set, sim_to_real_seeds
-from shapes3d_region_swap import RENDERERS as VARIANTS   # tools/: v2, v3-walls, v3, v4
+from shapes3d_region_swap import RENDERERS as VARIANTS   # tools/: v2, v3-walls, v3, v4, v5
 
 
 def main(argv=None):

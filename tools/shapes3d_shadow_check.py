@@ -21,7 +21,7 @@ from scipy.ndimage import binary_dilation, shift as nd_shift
 import misrep.shapes3d as S
 from misrep.shapes3d import FACTOR_SIZES, SHARED_FACTORS, group_keys, hsv_to_rgb, render_geometry
 from misrep.shapes3d_fidelity import reference_set
-from shapes3d_region_swap import RENDERERS   # tools/: v2, v3-walls, v3, v4
+from shapes3d_region_swap import RENDERERS   # tools/: v2, v3-walls, v3, v4, v5
 
 
 def shadow_factors(refs: dict, params) -> list:
@@ -60,7 +60,7 @@ def compare(refs: dict, params) -> pd.DataFrame:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
-    ap.add_argument("--renderer", nargs="+", choices=list(RENDERERS), default=["v3", "v4"])
+    ap.add_argument("--renderer", nargs="+", choices=list(RENDERERS), default=["v4", "v5"])
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     refs = reference_set(a.reference)
