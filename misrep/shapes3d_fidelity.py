@@ -280,7 +280,7 @@ def fit_shade(refs: dict, # from `reference_set`
 def fit_texture(refs: dict, # from `reference_set`
                 params: SceneParams | None = None, # the other constants (the texture is ignored)
                 split: str = "fit", # fit on this half only
-                texels: int = 48, # texels per unit length (a pixel covers about 0.6 texels on the back wall)
+                texels: int = 48, # texels per unit length (a pixel spans about 1.2 texels of the back wall)
                 shrink: float = 0.1, # lambda: per-texel weight that pulls a texel seen little toward 0
                 smooth: float = 24.0, # sigma (texels) of the smooth part removed
                ) -> dict:
