@@ -31,7 +31,7 @@ from .train import Trainer
 # %% auto #0
 __all__ = ['REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid', 'load_reference_grids', 'read_hues',
            'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fit_shade', 'fit_texture',
-           'fidelity_table', 'side_by_side_figure', 'orientation_traversal_figure', 'FactorCNN',
+           'fidelity_table', 'side_by_side_figure', 'orientation_traversal_figure', 'texture_figure', 'FactorCNN',
            'factor_classifier_trainer', 'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'seed_spread',
            'sim_to_real_seeds', 'shapes3d_fidelity', 'main']
 
@@ -390,6 +390,26 @@ def orientation_traversal_figure(supersample: int = 2, # of the renders
     fig.tight_layout()
     return fig
 
+# %% ../nbs/02a_shapes3d_fidelity.ipynb #18439078
+def texture_figure(texture: dict | None = None, # `texels` and `maps` (default: `load_texture()`, the maps misrep renders with)
+                  ):
+    "Figure: the room texture maps, the walls unfolded (x = -1, back wall y = +1, x = +1) above the floor, log-reflectance."
+    import matplotlib.pyplot as plt
+    t = texture or load_texture(); m = t["maps"]; n = t["texels"]
+    lim = max(float(np.abs(a).max()) for a in m) or 1.0
+    fig, ax = plt.subplots(2, 3, figsize=(9, 4.6), gridspec_kw=dict(height_ratios=[m[0].shape[0], m[3].shape[0]]))
+    walls = [(m[1][::-1], "wall x = -1 (left at +30 deg), y: -1 to +1"), (m[2][::-1], "back wall y = +1, x: -1 to +1"),
+             (m[0][::-1, ::-1], "wall x = +1 (right at -30 deg), y: +1 to -1")]   # corners meet the back wall's
+    for a_, (img, title) in zip(ax[0], walls):
+        a_.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="equal")
+        a_.set_title(title, fontsize=7); a_.set_xticks([]); a_.set_yticks([])
+    for a_ in (ax[1, 0], ax[1, 2]): a_.axis("off")
+    im = ax[1, 1].imshow(m[3][::-1], cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="equal")
+    ax[1, 1].set_title("floor, x from -1 to +1, y from +1 (top) to -1", fontsize=7); ax[1, 1].set_xticks([]); ax[1, 1].set_yticks([])
+    fig.colorbar(im, ax=ax[1, 2], fraction=0.5, label="log reflectance (0: unseen)")
+    fig.suptitle(f"room texture fitted on the fit half of the real images ({n:g} texels per unit; walls from the floor up)", fontsize=8)
+    return fig
+
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #e6659809
 class FactorCNN(nn.Module):
     "Small CNN reading the six Shapes3D factors: (B, 3, 64, 64) in [0, 1] -> list of six logit tensors (B, n_j)."
@@ -537,6 +557,7 @@ def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.pn
             run.save_figure(side_by_side_figure(refs["images"][m], mine[m], refs["labels"][m], 9,
                                                 f"grid images, {split} half: real vs the render of their labels"), f"grid_{split.replace('-', '_')}")
         run.save_figure(orientation_traversal_figure(supersample, p), "traversals")
+        if p.texture: run.save_figure(texture_figure(), "texture")
     return out
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #fc81fb55
