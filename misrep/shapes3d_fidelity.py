@@ -390,7 +390,7 @@ def orientation_traversal_figure(supersample: int = 2, # of the renders
     fig.tight_layout()
     return fig
 
-# %% ../nbs/02a_shapes3d_fidelity.ipynb #18439078
+# %% ../nbs/02a_shapes3d_fidelity.ipynb #bc6377bb
 def texture_figure(texture: dict | None = None, # `texels` and `maps` (default: `load_texture()`, the maps misrep renders with)
                   ):
     "Figure: the room texture maps, the walls unfolded (x = -1, back wall y = +1, x = +1) above the floor, log-reflectance."
