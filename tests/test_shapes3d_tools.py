@@ -1,5 +1,5 @@
-"""tools/shapes3d_shadow_check.py and tools/shapes3d_region_swap.py (the renderer's diagnostics against the real
-images, results/shapes3d_render): checked on renders standing in for the real images, so that no real data is needed."""
+"""tools/shapes3d_shadow_check.py, tools/shapes3d_region_swap.py and tools/shapes3d_orientation_bias.py (the
+renderer's diagnostics against the real images, results/shapes3d_render): checked on renders standing in for the real images, so that no real data is needed."""
 import sys
 
 import numpy as np
@@ -10,6 +10,7 @@ from conftest import REPO
 from misrep.shapes3d import SceneParams, render_shapes3d
 
 sys.path.insert(0, str(REPO / "tools"))
+import shapes3d_orientation_bias as bias  # noqa: E402
 import shapes3d_region_swap as swap  # noqa: E402
 import shapes3d_shadow_check as shadow  # noqa: E402
 
@@ -50,3 +51,15 @@ def test_region_swap_masks_cover_every_pixel_once():
     assert not (masks["shadow"] & masks["floor_no_shadow"]).any() and not (masks["object"] & masks["walls"]).any()
     assert all(m.any() for m in masks.values()), {k: int(m.sum()) for k, m in masks.items()}
     assert set(swap.RENDERERS) == {"v2", "v3-walls", "v3", "v4", "v5"} and swap.RENDERERS["v5"] == SceneParams()
+
+
+def test_orientation_bias_is_zero_on_the_renders_and_reads_turned_images_as_turned(renders):
+    inner = (LABELS[:, 5] > 0) & (LABELS[:, 5] < 14)                  # classes 7 and 3: both neighbours exist
+    d = bias.orientation_bias(_refs(renders), SceneParams())
+    assert list(d.orientation) == list(LABELS[inner, 5]) and (d[["all", "walls", "object"]].abs() < 1e-12).all().all()
+    for k, sign in ((-1, 1), (1, -1)):                                  # "real" images one class lower / higher
+        turned = LABELS.copy(); turned[:, 5] += k * inner
+        d = bias.orientation_bias(_refs(render_shapes3d(torch.from_numpy(turned), 2).numpy()), SceneParams())
+        assert (sign * d["all"] > 0.3).all() and (sign * d["walls"] > 0.1).all(), d
+        out = bias.outward(d)
+        assert (out["all"][d.orientation == 7] == 0).all() and (sign * out["all"][d.orientation == 3] > 0.3).all(), out
