@@ -24,6 +24,8 @@ from misrep.shapes3d import SceneParams, render_shapes3d
 from misrep.shapes3d_fidelity import reference_set
 from shapes3d_region_swap import RENDERERS, regions
 
+REGIONS = ["all", "object", "walls", "floor_no_shadow", "shadow", "sky"]   # "all" and the masks of `regions`
+
 
 def orientation_bias(refs: dict, params: SceneParams | None = None) -> pd.DataFrame:
     "Per image of orientation class 1-13: source, split, orientation, shape and c per region ('all' and the masks), in classes."
@@ -40,14 +42,13 @@ def orientation_bias(refs: dict, params: SceneParams | None = None) -> pd.DataFr
                  all=float((E[i] * D[i]).sum() / dd))
         for k, m in masks.items(): r[k] = float((E[i] * D[i])[m[i]].sum() / dd)
         rows.append(r)
-    d = pd.DataFrame(rows)
-    return d
+    return pd.DataFrame(rows)
 
 
 def outward(d: pd.DataFrame) -> pd.DataFrame:
     "The outward component (further from 0 degrees, classes) per region: c for classes below 7, -c above, 0 at 7."
     sign = np.sign(7 - d.orientation)
-    return d[["all", "object", "walls", "floor_no_shadow", "shadow", "sky"]].mul(sign, axis=0)
+    return d[REGIONS].mul(sign, axis=0)
 
 
 def main(argv=None):
@@ -57,11 +58,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     d = orientation_bias(reference_set(a.reference), RENDERERS[a.renderer])
-    regions_ = ["all", "object", "walls", "floor_no_shadow", "shadow", "sky"]
     pd.set_option("display.width", 200)
     g = d[d.source == "grid"]
     print(f"renderer {a.renderer}: c, classes toward lower orientation in real - render, grid images, mean per class")
-    print(g.groupby("orientation")[regions_].mean().round(3).T.to_string())
+    print(g.groupby("orientation")[REGIONS].mean().round(3).T.to_string())
     print("\noutward component (further from 0 degrees than the label, classes), grid images, mean per half:")
     print(pd.concat([g[["split"]], outward(g)], axis=1).groupby("split").mean().round(3).to_string())
 
