@@ -27,8 +27,8 @@ from .core import DataNotFoundError, cache_dir, get_device, progress
 # %% auto #0
 __all__ = ['FACTOR_NAMES', 'FACTOR_SIZES', 'FACTOR_VALUES', 'SHAPE_NAMES', 'SHARED_FACTORS', 'N_IMAGES', 'N_GEOMETRIES',
            'FITTED_SHADE', 'NO_SHADE', 'EARLIER_RENDERERS', 'TEXTURE_FILE', 'TEXTURE_SURFACES', 'RENDERER_VERSION',
-           'grid_index', 'grid_classes', 'group_keys', 'SceneParams', 'hsv_to_rgb', 'hit_box', 'hit_sphere',
-           'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features', 'load_texture', 'save_texture',
+           'DEFAULT_SUPERSAMPLE', 'grid_index', 'grid_classes', 'group_keys', 'SceneParams', 'hsv_to_rgb', 'hit_box',
+           'hit_sphere', 'hit_cylinder', 'hit_capsule', 'hit_object', 'shade_features', 'load_texture', 'save_texture',
            'surface_maps', 'aa_kernel', 'antialias', 'render_geometry', 'compose_images', 'render_shapes3d',
            'Shapes3DFormatError', 'check_shapes3d_file', 'renderer_fingerprint', 'default_shapes3d_path',
            'subset_indices', 'build_shapes3d', 'Shapes3D', 'split_by_image', 'PairSampler', 'select_rows',
@@ -656,6 +656,7 @@ def check_shapes3d_file(path, # an HDF5 file in the official layout, or a marked
 # %% ../nbs/02_shapes3d.ipynb #bf99d7d2
 RENDERER_VERSION = 5 # bump when the renderer's pixels change (2: fitted to the 50 labelled reference images; 3: `_shade`;
                      # 4: the key light fixed in the room, `_shade` refitted; 5: the room texture)
+DEFAULT_SUPERSAMPLE = 4 # rays per pixel along each axis of the files `build_shapes3d` writes (4 x 4: why, in `02a_shapes3d_fidelity`)
 
 @functools.lru_cache(maxsize=1)
 def renderer_fingerprint() -> str:
@@ -675,7 +676,7 @@ def _request(indices, supersample, params: SceneParams) -> dict:
                 indices=ih, n=N_IMAGES if indices is None else int(len(indices)), params=dataclasses.asdict(params))
 
 def default_shapes3d_path(indices=None, # grid indices of a subset, or None for the full grid
-                          supersample: int = 2,
+                          supersample: int = DEFAULT_SUPERSAMPLE,
                           params: SceneParams | None = None,
                          ) -> Path:
     "Where `build_shapes3d` puts a file by default: `cache_dir('shapes3d')/3dshapes_misrep_...h5`."
@@ -730,7 +731,7 @@ def _write_shapes3d(tmp: Path, # the partial file to write
 # %% ../nbs/02_shapes3d.ipynb #f2271c9f
 def build_shapes3d(path=None, # output file; default `default_shapes3d_path(...)` under `cache_dir('shapes3d')`
                    indices=None, # grid indices to render (a subset, written sorted), or None for all 480,000
-                   supersample: int = 2, # anti-aliasing: supersample^2 rays per pixel (2: closest to the real frames)
+                   supersample: int = DEFAULT_SUPERSAMPLE, # anti-aliasing: supersample^2 rays per pixel
                    device="auto", # "auto", "cpu", "cuda", "cuda:N"
                    chunk_size: int = 2400, # images composed and written at once
                    overwrite: bool = False, # re-render even when a complete file of the same request exists

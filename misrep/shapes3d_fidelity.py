@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .core import DataNotFoundError, RunDir, progress
 from .evaluation import to_float
-from .shapes3d import (FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, N_GEOMETRIES, N_IMAGES, SHAPE_NAMES,
+from .shapes3d import (DEFAULT_SUPERSAMPLE, FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, N_GEOMETRIES, N_IMAGES, SHAPE_NAMES,
                              RENDERER_VERSION, SHARED_FACTORS, SceneParams, build_shapes3d, check_shapes3d_file, grid_classes, group_keys,
                              hsv_to_rgb, render_geometry, render_shapes3d, subset_indices, shade_features, surface_maps, TEXTURE_FILE,
                              load_texture, save_texture)
@@ -216,7 +216,7 @@ def reference_set(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.png
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #a11d0a9d
 def pixel_differences(refs: dict, # from `reference_set`
                       params: SceneParams | None = None,
-                      supersamples: tuple = (1, 2),
+                      supersamples: tuple = (1, DEFAULT_SUPERSAMPLE),
                      ):
     "Per-image table (source, index, split, factors, mad_ss{s}) and the mean per (source, split): two DataFrames."
     import pandas as pd
@@ -373,7 +373,7 @@ def side_by_side_figure(real: np.ndarray, # (K, 64, 64, 3) real images
     return fig
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #a8326060
-def orientation_traversal_figure(supersample: int = 2, # of the renders
+def orientation_traversal_figure(supersample: int = DEFAULT_SUPERSAMPLE, # of the renders
                                  params: SceneParams | None = None, # scene constants
                                 ):
     "Figure: rendered orientation traversals (every other orientation) for each of the four shapes."
@@ -461,7 +461,7 @@ def factor_predictions(model: FactorCNN, # a trained classifier
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #a7c3f2e1
 def train_factor_classifier(params: SceneParams | None = None, # the renderer's constants
-                            supersample: int = 2, # of the training and test renders
+                            supersample: int = DEFAULT_SUPERSAMPLE, # of the training and test renders
                             n_train: int = 20000, n_test: int = 2000, # renders of disjoint factor combinations
                             steps: int = 3000, batch_size: int = 64, width: int = 16, lr: float = 1e-3,
                             seed: int = 0, # which rows, the initialisation, the batches
@@ -478,7 +478,7 @@ def train_factor_classifier(params: SceneParams | None = None, # the renderer's 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #32da6dee
 def sim_to_real(refs: dict, # from `reference_set`
                 params: SceneParams | None = None, # the renderer's constants
-                supersample: int = 2, # of the training and test renders
+                supersample: int = DEFAULT_SUPERSAMPLE, # of the training and test renders
                 n_train: int = 20000, n_test: int = 2000, # renders of disjoint factor combinations
                 steps: int = 3000, batch_size: int = 64, width: int = 16, lr: float = 1e-3,
                 seed: int = 0, # which rows, the initialisation, the batches
@@ -524,7 +524,7 @@ def sim_to_real_seeds(refs: dict, # from `reference_set`
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #a36824c0
 def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.png
                       out_dir=None, # where tables and figures go; None: no files (and no classifier checkpoints)
-                      supersample: int = 2, # of the renders compared and of the classifier's training renders
+                      supersample: int = DEFAULT_SUPERSAMPLE, # of the renders compared and of the classifier's training renders
                       params: SceneParams | None = None,
                       classifier_steps: int = 3000, # 0: skip the sim-to-real classifier
                       n_train: int = 20000, n_test: int = 2000, seed: int = 0, device="cpu",
@@ -571,7 +571,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--subset", type=int, default=None, help="render a random subset of N grid cells")
     g.add_argument("--indices", default=None, help=".npy file of grid indices to render")
     b.add_argument("--seed", type=int, default=0, help="seed of --subset")
-    b.add_argument("--supersample", type=int, default=2, help="supersample^2 rays per pixel (default 2)")
+    b.add_argument("--supersample", type=int, default=DEFAULT_SUPERSAMPLE, help=f"supersample^2 rays per pixel (default {DEFAULT_SUPERSAMPLE})")
     b.add_argument("--device", default="auto")
     b.add_argument("--chunk-size", type=int, default=2400)
     b.add_argument("--overwrite", action="store_true")
@@ -581,7 +581,7 @@ def _parser() -> argparse.ArgumentParser:
     fd = sub.add_parser("fidelity", help="compare renders with the real reference images; sim-to-real classifier; tables and figures")
     fd.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     fd.add_argument("--out", default="results/shapes3d_render")
-    fd.add_argument("--supersample", type=int, default=2)
+    fd.add_argument("--supersample", type=int, default=DEFAULT_SUPERSAMPLE, help=f"of the renders and the classifier's training renders (default {DEFAULT_SUPERSAMPLE})")
     fd.add_argument("--classifier-steps", type=int, default=3000, help="steps of the sim-to-real classifier (0: skip it)")
     fd.add_argument("--n-train", type=int, default=20000, help="training renders of the classifier")
     fd.add_argument("--n-test", type=int, default=2000, help="test renders (other factor combinations)")

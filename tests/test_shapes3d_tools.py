@@ -1,5 +1,5 @@
-"""tools/shapes3d_shadow_check.py, tools/shapes3d_region_swap.py and tools/shapes3d_orientation_bias.py (the
-renderer's diagnostics against the real images, results/shapes3d_render): checked on renders standing in for the real images, so that no real data is needed."""
+"""tools/shapes3d_shadow_check.py, tools/shapes3d_region_swap.py, tools/shapes3d_orientation_bias.py and
+tools/shapes3d_skyline.py (the renderer's diagnostics against the real images, results/shapes3d_render): checked on renders standing in for the real images, so that no real data is needed."""
 import sys
 
 import numpy as np
@@ -13,6 +13,7 @@ sys.path.insert(0, str(REPO / "tools"))
 import shapes3d_orientation_bias as bias  # noqa: E402
 import shapes3d_region_swap as swap  # noqa: E402
 import shapes3d_shadow_check as shadow  # noqa: E402
+import shapes3d_skyline as skyline  # noqa: E402
 
 # (floor, wall, object hue, scale, shape, orientation): large objects, every shape, both ends of the azimuth range
 LABELS = np.array([[0, 3, 5, 7, 0, 0], [2, 5, 7, 6, 1, 14], [4, 7, 9, 7, 2, 7], [6, 9, 1, 5, 3, 3]])
@@ -63,3 +64,16 @@ def test_orientation_bias_is_zero_on_the_renders_and_reads_turned_images_as_turn
         assert (sign * d["all"] > 0.3).all() and (sign * d["walls"] > 0.1).all(), d
         out = bias.outward(d)
         assert (out["all"][d.orientation == 7] == 0).all() and (sign * out["all"][d.orientation == 3] > 0.3).all(), out
+
+
+def test_skyline_reads_a_sloping_edge_to_a_fraction_of_a_pixel_and_compares_renders_with_themselves(renders):
+    wall, cols = np.array([200., 40, 40]), np.arange(64)
+    edge = 14.3 + 0.05 * cols                                         # rows of sky above the wall, per column
+    rows = np.arange(64)[:, None]
+    frac = np.clip(edge[None, :] - rows, 0, 1)[..., None]              # each pixel's sky fraction
+    img = frac * skyline.SKY + (1 - frac) * wall
+    np.testing.assert_allclose(skyline.skyline(img), edge, atol=1e-9)
+    assert abs(skyline.roughness(edge)) < 1e-12 and skyline.roughness(np.r_[0., 1, 0, 1, 0]) == 2
+    same = _refs(renders)
+    d = skyline.compare(same, supersamples=(2,))
+    assert list(d.half) == ["fit", "held-out"] and (d.edge == 0).all() and (d.pixels == 0).all(), d
