@@ -46,7 +46,7 @@ def test_shadow_check_finds_a_shadow_moved_up_one_row(renders):
 
 
 def test_region_swap_masks_cover_every_pixel_once():
-    masks, ren = swap.regions(LABELS[:2], SceneParams())
+    masks, ren = swap.regions(LABELS[:2], SceneParams(), supersample=2)
     total = sum(m.astype(int) for m in masks.values())  # walls and floor overlap where an edge pixel mixes both hues
     assert ren.shape == (2, 64, 64, 3) and (total >= 1).all() and (total > 1).mean() < 0.03, (total > 1).mean()
     assert not (masks["shadow"] & masks["floor_no_shadow"]).any() and not (masks["object"] & masks["walls"]).any()
@@ -56,11 +56,11 @@ def test_region_swap_masks_cover_every_pixel_once():
 
 def test_orientation_bias_is_zero_on_the_renders_and_reads_turned_images_as_turned(renders):
     inner = (LABELS[:, 5] > 0) & (LABELS[:, 5] < 14)                  # classes 7 and 3: both neighbours exist
-    d = bias.orientation_bias(_refs(renders), SceneParams())
+    d = bias.orientation_bias(_refs(renders), SceneParams(), supersample=2)   # the fixture's renders
     assert list(d.orientation) == list(LABELS[inner, 5]) and (d[["all", "walls", "object"]].abs() < 1e-12).all().all()
     for k, sign in ((-1, 1), (1, -1)):                                  # "real" images one class lower / higher
         turned = LABELS.copy(); turned[:, 5] += k * inner
-        d = bias.orientation_bias(_refs(render_shapes3d(torch.from_numpy(turned), 2).numpy()), SceneParams())
+        d = bias.orientation_bias(_refs(render_shapes3d(torch.from_numpy(turned), 2).numpy()), SceneParams(), supersample=2)
         assert (sign * d["all"] > 0.3).all() and (sign * d["walls"] > 0.1).all(), d
         out = bias.outward(d)
         assert (out["all"][d.orientation == 7] == 0).all() and (sign * out["all"][d.orientation == 3] > 0.3).all(), out

@@ -2,7 +2,7 @@
 """One GPU check of misrep, within 10 minutes of wall time on one GPU, everything written under --out (results/gpu):
 
   machine     nvidia-smi, torch/CUDA/cuDNN versions, Python, CPUs, commit             -> machine.json, nvidia-smi.txt
-  render      the full Shapes3D grid (480,000 images, supersample 2) rendered on the device, then written by
+  render      the full Shapes3D grid (480,000 images, the builder's 4 x 4 rays per pixel) rendered on the device, then written by
               `python -m misrep.shapes3d_fidelity build` (the misrep-shapes3d CLI; gzip HDF5), checked (its `check`
               command, in this process), read back
                                                                                        -> render.json
@@ -71,24 +71,24 @@ def machine_info(out: Path, device: str) -> dict:
 
 
 def render_in_memory(device: str, n: int | None, chunk: int = 24_000) -> dict:
-    "Render `n` grid images (None: all 480,000) on the device, supersample 2, nothing written: seconds and img/s."
+    "Render `n` grid images (None: all 480,000) on the device, `DEFAULT_SUPERSAMPLE` (the builder's), nothing written: seconds and img/s."
     import numpy as np
     import torch
-    from misrep.shapes3d import N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
+    from misrep.shapes3d import DEFAULT_SUPERSAMPLE as SS, N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     n = n or N_IMAGES
-    render_shapes3d(torch.from_numpy(grid_classes(np.arange(8))).to(dev), 2)   # warm-up
+    render_shapes3d(torch.from_numpy(grid_classes(np.arange(8))).to(dev), SS)   # warm-up
     sync(); t0 = time.perf_counter()
     cells = torch.arange(min(n, N_GEOMETRIES), device=dev)     # the cells rows 0..n-1 use (all 480 for the full grid)
-    W, C = render_geometry(cells, 2)
+    W, C = render_geometry(cells, SS)
     table = (torch.cat([W, W.new_zeros(N_GEOMETRIES - len(W), *W.shape[1:])]),
              torch.cat([C, C.new_zeros(N_GEOMETRIES - len(C), *C.shape[1:])]))
     sync(); t_cells = time.perf_counter() - t0
     total = 0
     for s in range(0, n, chunk):
         f = torch.from_numpy(grid_classes(np.arange(s, min(n, s + chunk)))).to(dev)
-        total += int(render_shapes3d(f, 2, geometry=table).shape[0])
+        total += int(render_shapes3d(f, SS, geometry=table).shape[0])
     sync(); dt = time.perf_counter() - t0
     return dict(images=total, seconds=dt, cells=len(cells), cells_seconds=t_cells, img_per_s=total / dt)
 

@@ -20,20 +20,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from misrep.shapes3d import SceneParams, render_shapes3d
+from misrep.shapes3d import DEFAULT_SUPERSAMPLE, SceneParams, render_shapes3d
 from misrep.shapes3d_fidelity import reference_set
 from shapes3d_region_swap import RENDERERS, regions
 
 REGIONS = ["all", "object", "walls", "floor_no_shadow", "shadow", "sky"]   # "all" and the masks of `regions`
 
 
-def orientation_bias(refs: dict, params: SceneParams | None = None) -> pd.DataFrame:
+def orientation_bias(refs: dict, params: SceneParams | None = None, supersample: int = DEFAULT_SUPERSAMPLE) -> pd.DataFrame:
     "Per image of orientation class 1-13: source, split, orientation, shape and c per region ('all' and the masks), in classes."
     real, lab = np.asarray(refs["images"]).astype(float), np.asarray(refs["labels"])
-    masks, ren = regions(lab, params)
+    masks, ren = regions(lab, params, supersample)
     def turned(k):
         l = lab.copy(); l[:, 5] = np.clip(l[:, 5] + k, 0, 14)
-        return render_shapes3d(torch.from_numpy(l), 2, params=params).numpy().astype(float)
+        return render_shapes3d(torch.from_numpy(l), supersample, params=params).numpy().astype(float)
     D, E = (turned(-1) - turned(1)) / 2, real - ren.astype(float)
     rows = []
     for i in np.nonzero((lab[:, 5] > 0) & (lab[:, 5] < 14))[0]:
@@ -55,12 +55,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--renderer", choices=list(RENDERERS), default="v5", help="which renderer version (default: v5, this one)")
+    ap.add_argument("--supersample", type=int, default=DEFAULT_SUPERSAMPLE,
+                    help=f"rays per pixel along each axis of the renders (default {DEFAULT_SUPERSAMPLE})")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    d = orientation_bias(reference_set(a.reference), RENDERERS[a.renderer])
+    d = orientation_bias(reference_set(a.reference), RENDERERS[a.renderer], a.supersample)
     pd.set_option("display.width", 200)
     g = d[d.source == "grid"]
-    print(f"renderer {a.renderer}: c, classes toward lower orientation in real - render, grid images, mean per class")
+    print(f"renderer {a.renderer}, {a.supersample} x {a.supersample} rays per pixel: c, classes toward lower orientation in real - render, grid images, mean per class")
     print(g.groupby("orientation")[REGIONS].mean().round(3).T.to_string())
     print("\noutward component (further from 0 degrees than the label, classes), grid images, mean per half:")
     print(pd.concat([g[["split"]], outward(g)], axis=1).groupby("split").mean().round(3).to_string())

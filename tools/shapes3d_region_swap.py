@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 import torch
 
-from misrep.shapes3d import EARLIER_RENDERERS, FACTOR_SIZES, NO_SHADE, SceneParams, render_shapes3d
+from misrep.shapes3d import DEFAULT_SUPERSAMPLE, EARLIER_RENDERERS, FACTOR_SIZES, NO_SHADE, SceneParams, render_shapes3d
 from misrep.shapes3d_fidelity import factor_predictions, reference_set, train_factor_classifier
 
 
@@ -27,9 +27,9 @@ RENDERERS = {"v2": SceneParams(**EARLIER_RENDERERS[2]),
              "v5": SceneParams()}                                                   # v5: the default, this version
 
 
-def regions(lab: np.ndarray, params: SceneParams | None = None) -> dict:
-    "Boolean (N, 64, 64) masks of the object, walls, floor without the shadow, shadow and sky, from renders of `lab`."
-    R = lambda l: render_shapes3d(torch.from_numpy(l), 2, params=params).numpy()
+def regions(lab: np.ndarray, params: SceneParams | None = None, supersample: int = DEFAULT_SUPERSAMPLE) -> tuple:
+    "Boolean (N, 64, 64) masks of the object, walls, floor without the shadow, shadow and sky, from renders of `lab`; and those renders."
+    R = lambda l: render_shapes3d(torch.from_numpy(l), supersample, params=params).numpy()
     differ = lambda a, b: np.abs(a.astype(int) - b.astype(int)).sum(-1) > 6
     def moved(l, col, shift): l = l.copy(); l[:, col] = (l[:, col] + shift) % FACTOR_SIZES[col]; return l
     ren = R(lab)
@@ -46,19 +46,21 @@ def main(argv=None):
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--renderer", choices=list(RENDERERS), default="v5", help="which renderer version (default: v5, this one)")
+    ap.add_argument("--supersample", type=int, default=DEFAULT_SUPERSAMPLE,
+                    help=f"rays per pixel along each axis of every render, the classifier's too (default {DEFAULT_SUPERSAMPLE})")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     refs = reference_set(a.reference)
     real, lab = refs["images"], refs["labels"]
     params = RENDERERS[a.renderer]
-    masks, ren = regions(lab, params)
+    masks, ren = regions(lab, params, a.supersample)
     print("pixel fractions: " + ", ".join(f"{k} {m.mean():.3f}" for k, m in masks.items()))
     variants = {"render": ren, "real": real}
     for k, m in masks.items():
         variants[f"real {k} only"] = np.where(m[..., None], real, ren).astype(np.uint8)
         variants[f"real except {k}"] = np.where(m[..., None], ren, real).astype(np.uint8)
     for seed in a.seeds:
-        model = train_factor_classifier(params, seed=seed)[0]             # sim_to_real's classifier, its defaults
+        model = train_factor_classifier(params, a.supersample, seed=seed)[0]   # sim_to_real's classifier, its defaults
         pred = {k: factor_predictions(model, v) for k, v in variants.items()}
         for f, j in (("scale", 3), ("shape", 4), ("orientation", 5)):
             print(f"seed {seed} {f}: " + " | ".join(f"{k} {100 * (p[:, j] == lab[:, j]).mean():.1f}" for k, p in pred.items()),
