@@ -48,6 +48,7 @@ def log(msg):
 
 
 DRY_IMAGES = 240   # --dry: images rendered in memory and built into a file (the GPU run: the full grid)
+DRY_SUPERSAMPLE = 1   # --dry: rays per pixel along each axis (the GPU run: the builder's default, DEFAULT_SUPERSAMPLE)
 
 
 # ---------------------------------------------------------------- phases
@@ -70,11 +71,12 @@ def machine_info(out: Path, device: str) -> dict:
     return info
 
 
-def render_in_memory(device: str, n: int | None, chunk: int = 24_000) -> dict:
-    "Render `n` grid images (None: all 480,000) on the device, `DEFAULT_SUPERSAMPLE` (the builder's), nothing written: seconds and img/s."
+def render_in_memory(device: str, n: int | None, supersample: int | None = None, chunk: int = 24_000) -> dict:
+    "Render `n` grid images (None: all 480,000) on the device at `supersample` (None: the builder's `DEFAULT_SUPERSAMPLE`), nothing written: seconds and img/s."
     import numpy as np
     import torch
-    from misrep.shapes3d import DEFAULT_SUPERSAMPLE as SS, N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
+    from misrep.shapes3d import DEFAULT_SUPERSAMPLE, N_GEOMETRIES, N_IMAGES, grid_classes, render_geometry, render_shapes3d
+    SS = supersample or DEFAULT_SUPERSAMPLE
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
     n = n or N_IMAGES
@@ -90,13 +92,14 @@ def render_in_memory(device: str, n: int | None, chunk: int = 24_000) -> dict:
         f = torch.from_numpy(grid_classes(np.arange(s, min(n, s + chunk)))).to(dev)
         total += int(render_shapes3d(f, SS, geometry=table).shape[0])
     sync(); dt = time.perf_counter() - t0
-    return dict(images=total, seconds=dt, cells=len(cells), cells_seconds=t_cells, img_per_s=total / dt)
+    return dict(images=total, supersample=SS, seconds=dt, cells=len(cells), cells_seconds=t_cells, img_per_s=total / dt)
 
 
-def start_build(device: str, path: Path, subset: int | None, log_path: Path) -> tuple:
+def start_build(device: str, path: Path, subset: int | None, log_path: Path, supersample: int | None = None) -> tuple:
     "Start `misrep-shapes3d build` (python -m misrep.shapes3d_fidelity build) in the background."
     cmd = [sys.executable, "-m", "misrep.shapes3d_fidelity", "build", "--path", str(path), "--device", device, "--overwrite"]
     if subset: cmd += ["--subset", str(subset)]
+    if supersample: cmd += ["--supersample", str(supersample)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), "MISREP_PROGRESS": "0"}
     proc, t0, ended = subprocess.Popen(cmd, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, env=env, cwd=REPO), time.time(), {}
     threading.Thread(target=lambda: (proc.wait(), ended.setdefault("t", time.time())), daemon=True).start()
@@ -231,10 +234,10 @@ def main(argv=None):
     if a.dry: torch.set_num_threads(1)
     summary = {"dry": a.dry, "device": device, "budget_seconds": a.budget}
     phase(summary, "machine", machine_info, out, device)
-    phase(summary, "render_in_memory", render_in_memory, device, DRY_IMAGES if a.dry else None)
+    phase(summary, "render_in_memory", render_in_memory, device, DRY_IMAGES if a.dry else None, DRY_SUPERSAMPLE if a.dry else None)
     phase(summary, "steps", measure_steps, out, device, a.dry, deadline(0.45))
     build_path, build_log = work / "3dshapes.h5", work / "build.log"
-    proc, t_build, ended = start_build(device, build_path, DRY_IMAGES if a.dry else None, build_log)
+    proc, t_build, ended = start_build(device, build_path, DRY_IMAGES if a.dry else None, build_log, DRY_SUPERSAMPLE if a.dry else None)
     try:
         phase(summary, "infogan", lambda: infogan_seeds(out, device, a.dry, prepare_mnist(mnist_root), seeds, work,
                                                          deadline(0.95) - time.time()))

@@ -55,6 +55,12 @@ def roughness(y: np.ndarray) -> float:
     return float(np.nanmean(dd)) if np.isfinite(dd).any() else np.nan
 
 
+def _nanmean(v) -> float:
+    "Mean of the finite values of `v`; nan (without a warning) when there are none."
+    v = np.asarray(v, dtype=float)
+    return float(v[np.isfinite(v)].mean()) if np.isfinite(v).any() else np.nan
+
+
 def compare(refs: dict, supersamples=(2, 4), params: SceneParams | None = None) -> pd.DataFrame:
     "Per supersampling and half: the rendered and real edges' roughness, their mean difference, and the pixel difference."
     real, lab = np.asarray(refs["images"]), np.asarray(refs["labels"])
@@ -75,7 +81,7 @@ def compare(refs: dict, supersamples=(2, 4), params: SceneParams | None = None) 
             idx = np.nonzero(split == half)[0]
             edge = [np.nanmean(np.minimum(np.abs(y_real[i] - y[i]), 1.5)) for i in idx if np.isfinite(y_real[i] - y[i]).sum() >= 8]
             rows.append(dict(supersample=s, half=half, images=len(idx), orientations=len(rough),
-                             rough=np.nanmean([r[0] for r in rough]), real_rough=np.nanmean([r[1] for r in rough]),
+                             rough=_nanmean([r[0] for r in rough]), real_rough=_nanmean([r[1] for r in rough]),
                              edge=np.mean(edge), pixels=np.abs(ren[idx].astype(float) - real[idx]).mean()))
     return pd.DataFrame(rows)
 
