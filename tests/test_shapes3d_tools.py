@@ -77,3 +77,8 @@ def test_skyline_reads_a_sloping_edge_to_a_fraction_of_a_pixel_and_compares_rend
     same = _refs(renders)
     d = skyline.compare(same, supersamples=(2,))
     assert list(d.half) == ["fit", "held-out"] and (d.edge == 0).all() and (d.pixels == 0).all(), d
+    fig = skyline.edge_figure(same, orientation=0, supersamples=(2,))
+    assert [len(ax.lines) for ax in fig.axes] == [2]                  # the real edge and one rendered
+    np.testing.assert_array_equal(*(ln.get_ydata() for ln in fig.axes[0].lines))   # "real" here is the 2 x 2 render
+    with pytest.raises(ValueError, match="orientation class 5"):
+        skyline.edge_figure(same, orientation=5)

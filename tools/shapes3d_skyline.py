@@ -19,9 +19,11 @@ Per supersampling, on each half of the labelled real images, the script prints:
 - `edge`: mean |y_real - y_render| per column and image (pixels; differences above 1.5 clipped: the object reaching above
   the walls), and `pixels`: the mean absolute pixel difference (/ 255), over all the half's images.
 
-About 30 s:
+`--figure PATH` also draws the edge, averaged over the grid images of one orientation (`--orientation`, default 0),
+real against renders at each supersampling. About 30 s:
 
-    OMP_NUM_THREADS=1 python tools/shapes3d_skyline.py --reference ../shared/data/shapes3d-reference --supersamples 2 3 4 6
+    OMP_NUM_THREADS=1 python tools/shapes3d_skyline.py --reference ../shared/data/shapes3d-reference --supersamples 2 3 4 6 \
+        --figure results/shapes3d_render/figures/skyline.png
 """
 import argparse
 
@@ -86,14 +88,40 @@ def compare(refs: dict, supersamples=(2, 4), params: SceneParams | None = None) 
     return pd.DataFrame(rows)
 
 
+def edge_figure(refs: dict, orientation: int = 0, supersamples=(2, 4), params: SceneParams | None = None):
+    "Figure: the wall-top edge per column, averaged over the grid images of one orientation (both halves), real and rendered."
+    import matplotlib.pyplot as plt
+    lab = np.asarray(refs["labels"])
+    m = (np.asarray(refs["source"]) == "grid") & (lab[:, 5] == orientation)
+    if not m.any(): raise ValueError(f"no grid image of orientation class {orientation} among the references.")
+    y_real = np.array([skyline(x) for x in np.asarray(refs["images"])[m]])
+    ys = {s: np.array([skyline(x) for x in render_shapes3d(torch.from_numpy(lab[m]), s, params=params).numpy()])
+          for s in supersamples}
+    ok = np.isfinite(y_real).all(0) & np.all([np.isfinite(y).all(0) for y in ys.values()], 0)
+    cols = np.nonzero(ok)[0]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(cols, y_real[:, ok].mean(0), "k.-", lw=1.5, label="real")
+    for s, y in ys.items(): ax.plot(cols, y[:, ok].mean(0), ".-", lw=1, label=f"render, {s} x {s} rays per pixel")
+    ax.invert_yaxis(); ax.set_xlabel("image column"); ax.set_ylabel("rows of sky above the wall")
+    ax.set_title(f"wall-top edge, orientation class {orientation} ({m.sum()} grid images, mean)", fontsize=10)
+    ax.legend(fontsize=8); fig.tight_layout()
+    return fig
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", required=True, help="folder holding 3dshapes.gif, nb0.png and nb1.png")
     ap.add_argument("--supersamples", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8])
+    ap.add_argument("--figure", default=None, help="also draw the averaged edge of one orientation into this PNG")
+    ap.add_argument("--orientation", type=int, default=0, help="the figure's orientation class (default 0)")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    d = compare(reference_set(a.reference), a.supersamples)
+    refs = reference_set(a.reference)
+    d = compare(refs, a.supersamples)
     print(d.round(3).to_string(index=False))
+    if a.figure:
+        edge_figure(refs, a.orientation, [s for s in a.supersamples if s in (2, 4)] or a.supersamples[:2]).savefig(a.figure, dpi=130)
+        print(f"figure: {a.figure}")
 
 
 if __name__ == "__main__":
