@@ -518,11 +518,13 @@ def aa_kernel(supersample: int, # rays per pixel along each axis
 def antialias(x: torch.Tensor, # (G, C, n s, n s) maps at s x s samples per pixel
               supersample: int, p: SceneParams) -> torch.Tensor:
     "Maps filtered down to (G, C, n, n) pixels with `aa_kernel` (separable, edges extended)."
-    s = int(supersample); w = aa_kernel(s, p.aa_ringing, p.aa_width).to(x.device); k = len(w)
-    G, C, H, W_ = x.shape
-    y = x.reshape(G * C, 1, H, W_)
+    s = int(supersample); w = aa_kernel(s, p.aa_ringing, p.aa_width).to(x.device, x.dtype); k = len(w)
+    G, C, H, W_ = x.shape; m = G * C
+    if m == 0: return x.new_zeros(G, C, H // s, W_ // s)
+    y = x.reshape(1, m, H, W_) # every map its own channel: one depthwise convolution per axis
     lo = (k - s) // 2; y = F.pad(y, (lo, k - s - lo, lo, k - s - lo), mode="replicate")
-    y = F.conv2d(F.conv2d(y, w.view(1, 1, 1, k), stride=(1, s)), w.view(1, 1, k, 1), stride=(s, 1))
+    y = F.conv2d(y, w.view(1, 1, 1, k).expand(m, 1, 1, k), stride=(1, s), groups=m)
+    y = F.conv2d(y, w.view(1, 1, k, 1).expand(m, 1, k, 1), stride=(s, 1), groups=m)
     return y.reshape(G, C, H // s, W_ // s)
 
 # %% ../nbs/02_shapes3d.ipynb #d973e896
