@@ -376,16 +376,21 @@ EARLIER_RENDERERS = {
             floor_shade=(-0.027, 0.1089, 0.0527, -0.0009, -0.042, -0.1189, 0.0094, 0.0007, 0.1036, 0.2174)),
     4: dict(texture=False)}
 
+def _surface(h: _Hits) -> torch.Tensor:
+    "Surface id (G, P) of the first hits: 0-2 the walls x=+1, x=-1, y=+1; 3 the floor; -1 the object or the sky."
+    wall, floor = ~h.floor & ~h.sky & ~h.obj, h.floor & ~h.obj
+    face = torch.where(h.side, torch.where(h.q[0] > 0, 0, 1), 2)
+    return torch.where(wall, face, torch.where(floor, 3, -1))
+
 def _shade_coordinates(h: _Hits, cam, p: SceneParams) -> tuple:
-    "(a, b, t, surface) (G, P) each: the coordinates of `shade_features` and the surface (0-2 walls x=+1, x=-1, y=+-1; 3 floor; -1 else)."
+    "(a, b, t, surface) (G, P) each: the coordinates of `shade_features` and the surface of `_surface`."
     c, r, u, f = cam
     t = torch.rad2deg(torch.atan2(c[0], -c[1])) / 30 + torch.zeros_like(h.t) # the camera azimuth theta / 30 degrees
-    wall, floor = ~h.floor & ~h.sky & ~h.obj, h.floor & ~h.obj
+    floor = h.floor & ~h.obj
     fn = torch.sqrt(f[0] ** 2 + f[1] ** 2)
     a = torch.where(floor, h.q[0] * r[0] + h.q[1] * r[1], torch.where(h.side, h.q[1], h.q[0]))
     b = torch.where(floor, (h.q[0] * f[0] + h.q[1] * f[1]) / fn, 2 * h.q[2] / p.wall_height - 1)
-    face = torch.where(h.side, torch.where(h.q[0] > 0, 0, 1), 2)
-    return a, b, t, torch.where(wall, face, torch.where(floor, 3, -1))
+    return a, b, t, _surface(h)
 
 def _shade(h: _Hits, cam, p: SceneParams) -> torch.Tensor:
     "Log-irradiance correction (G, P): beta_s . phi(a, b, t) on the walls and the floor, 0 on the object and the sky."
@@ -402,12 +407,11 @@ def _shade(h: _Hits, cam, p: SceneParams) -> torch.Tensor:
 
 # %% ../nbs/02_shapes3d.ipynb #441267b5
 TEXTURE_FILE = Path(__file__).parent / "shapes3d_texture.npz" # the fitted maps (`misrep.shapes3d_fidelity.fit_texture`)
-TEXTURE_SURFACES = ("wall x=+1", "wall x=-1", "wall y=+1", "floor") # the maps' order (the surface ids of `_shade_coordinates`)
+TEXTURE_SURFACES = ("wall x=+1", "wall x=-1", "wall y=+1", "floor") # the maps' order (the surface ids of `_surface`)
 
 def _texture_coordinates(h: _Hits, texels: float) -> tuple:
-    "Surface (0-2 walls x=+1, x=-1, y=+1; 3 floor; -1 else), texel row and column (float) of the first hits; (G, P) each."
-    q = h.q; wall, floor = ~h.floor & ~h.sky & ~h.obj, h.floor & ~h.obj
-    s = torch.where(wall, torch.where(h.side, torch.where(q[0] > 0, 0, 1), 2), torch.where(floor, 3, -1))
+    "Surface (`_surface`), texel row and column (float) of the first hits; (G, P) each."
+    q = h.q; s = _surface(h)
     # walls: $(v, u) = (z, \text{along} + 1)\,n_t$; the floor: $(y + 1, x + 1)\,n_t$
     row = torch.where(s == 3, q[1] + 1, q[2]) * texels
     col = (torch.where(s == 3, q[0], torch.where(h.side, q[1], q[0])) + 1) * texels
@@ -664,7 +668,7 @@ DEFAULT_SUPERSAMPLE = 4 # rays per pixel along each axis of the files `build_sha
 def renderer_fingerprint() -> str:
     "First 12 hex digits of the sha1 of the renderer's source code (every function that decides a pixel) and of the texture maps."
     fns = (SceneParams, hsv_to_rgb, hit_box, hit_sphere, hit_cylinder, hit_capsule, _shape_hits, hit_object,
-           _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, shade_features,
+           _cell_factors, _camera, _primary_rays, _first_hits, _light, _soft_shadow, _sheen, shade_features, _surface,
            _shade_coordinates, _shade, _texture_coordinates, load_texture, _texture_atlas, _texture, _shading,
            _geometry_chunk, aa_kernel, antialias, render_geometry, compose_images, render_shapes3d)
     try: src = "".join(inspect.getsource(f) for f in fns)
