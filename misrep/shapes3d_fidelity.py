@@ -29,11 +29,12 @@ from .shapes3d import (DEFAULT_SUPERSAMPLE, FACTOR_NAMES, FACTOR_SIZES, FACTOR_V
 from .train import Trainer
 
 # %% auto #0
-__all__ = ['REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid', 'load_reference_grids', 'read_hues',
-           'label_references', 'reference_split', 'reference_set', 'pixel_differences', 'fit_shade', 'fit_texture',
-           'fidelity_table', 'side_by_side_figure', 'orientation_traversal_figure', 'texture_figure', 'FactorCNN',
-           'factor_classifier_trainer', 'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'seed_spread',
-           'sim_to_real_seeds', 'shapes3d_fidelity', 'main']
+__all__ = ['FIT_SUPERSAMPLE', 'REFERENCE_GRID_LABELS', 'load_reference_frames', 'reference_factors', 'cut_grid',
+           'load_reference_grids', 'read_hues', 'label_references', 'reference_split', 'reference_set',
+           'pixel_differences', 'fit_shade', 'fit_texture', 'fidelity_table', 'side_by_side_figure',
+           'orientation_traversal_figure', 'texture_figure', 'FactorCNN', 'factor_classifier_trainer',
+           'factor_predictions', 'train_factor_classifier', 'sim_to_real', 'seed_spread', 'sim_to_real_seeds',
+           'shapes3d_fidelity', 'main']
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #46933120
 def load_reference_frames(reference_dir, # folder with the official animation `3dshapes.gif`
@@ -160,9 +161,12 @@ def read_hues(img: np.ndarray, # (64, 64, 3) uint8 real image
     return f, w, ([int(hist.argmax())] if hist.max() >= 30 else sorted({f, w}))
 
 # %% ../nbs/02a_shapes3d_fidelity.ipynb #420d86f1
+FIT_SUPERSAMPLE = 2 # rays per pixel along each axis of the renders the shipped labels, shade and texture were fitted on
+                    # (they compare pixels away from edges, where the supersampling hardly matters; the files: DEFAULT_SUPERSAMPLE)
+
 def label_references(images: np.ndarray, # (N, 64, 64, 3) uint8 real images
                      params: SceneParams | None = None, # the renderer's constants
-                     supersample: int = 2, # of the candidate renders
+                     supersample: int = FIT_SUPERSAMPLE, # of the candidate renders
                     ) -> tuple[np.ndarray, np.ndarray]:
     "Factor classes (N, 6) by hues read from the pixels and the nearest of the 480 geometry cells' renders; and their distances (N,)."
     from misrep.shapes3d import compose_images
@@ -241,9 +245,9 @@ def fit_shade(refs: dict, # from `reference_set`
     p0 = dataclasses.replace(params or SceneParams(), wall_shade=(0.,) * 30, floor_shade=(0.,) * 10)
     lab = torch.from_numpy(np.asarray(refs["labels"]))
     keys = group_keys(lab, SHARED_FACTORS, FACTOR_SIZES[3:])
-    W, C = (x.numpy() for x in render_geometry(keys, 2, p0))
+    W, C = (x.numpy() for x in render_geometry(keys, FIT_SUPERSAMPLE, p0))
     sm = {k: v.numpy() for k, v in surface_maps(keys, p0).items()}
-    rho = hsv_to_rgb(lab[:, :3].float() / np.array(FACTOR_SIZES[:3])).numpy() # (N, materials, channels)
+    rho = hsv_to_rgb(lab[:, :3].double() / torch.tensor(FACTOR_SIZES[:3], dtype=torch.float64)).numpy() # (N, materials, channels)
     real = np.asarray(refs["images"]).astype(np.float64) / 255
     rows = []                                                     # (image, surface, a, b, t, y) per usable sample
     for i in range(len(lab)):
@@ -289,7 +293,7 @@ def fit_texture(refs: dict, # from `reference_set`
     p0 = dataclasses.replace(params or SceneParams(), texture=False)
     lab = torch.from_numpy(np.asarray(refs["labels"]))
     sm = {k: v.numpy() for k, v in surface_maps(group_keys(lab, SHARED_FACTORS, FACTOR_SIZES[3:]), p0, texels=texels).items()}
-    ren = render_shapes3d(lab, 2, params=p0).numpy().astype(np.float64)
+    ren = render_shapes3d(lab, FIT_SUPERSAMPLE, params=p0).numpy().astype(np.float64)
     real = np.asarray(refs["images"]).astype(np.float64)
     wall = (int(math.ceil(p0.wall_height * texels)) + 1, 2 * texels + 1)
     shapes = [wall] * 3 + [(2 * texels + 1, 2 * texels + 1)]
