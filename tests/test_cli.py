@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from misrep import cli
 from misrep.core import resolve_run_config
@@ -105,3 +106,8 @@ def test_smoke_run_streams_progress_writes_the_run_folder_and_resumes(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "(resuming from staircase.pt)" in again.stdout
     assert ck.stat().st_mtime_ns == stamp and (run / "metrics.csv").read_bytes() == metrics
+    # each start recorded what else decides the floats (PyTorch's CPU kernels, versions, OMP_NUM_THREADS as set above)
+    env = json.loads((run / "environment.json").read_text())
+    assert [e["state"] for e in env] == ["new run", "resuming from staircase.pt"], env
+    assert env[0]["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env[0]["torch"] == torch.__version__
+    assert env[1]["variables"]["OMP_NUM_THREADS"] == "1" and f"CPU kernels {env[0]['cpu_capability']}" in out
