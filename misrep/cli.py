@@ -322,7 +322,7 @@ def find_kernel(name: str = "python3", # the Jupyter kernel's name
                               f"-m ipykernel install --sys-prefix --name {name}`; `jupyter kernelspec list` shows the "
                               "installed kernels.") from e
 
-# %% ../nbs/06_cli.ipynb #eeaa3730
+# %% ../nbs/06_cli.ipynb #ff6e1b9f
 KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS",
                     "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES") # recorded where set
 
