@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .core import RunConfig, resolve_run_config, resume_diff
+from .core import RunConfig, record_environment, resolve_run_config, resume_diff
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'KERNEL_VARIABLES', 'RunCommandError', 'ExperimentNotReady', 'Experiment', 'notebooks_dir',
-           'parameters_cell', 'notebook_parameters', 'parse_value', 'RunPlan', 'plan_run', 'ProgressEcho',
-           'section_heading', 'find_kernel', 'environment_record', 'record_environment', 'run_experiment',
-           'NotebookError', 'exec_notebook']
+__all__ = ['EXPERIMENTS', 'RunCommandError', 'ExperimentNotReady', 'Experiment', 'notebooks_dir', 'parameters_cell',
+           'notebook_parameters', 'parse_value', 'RunPlan', 'plan_run', 'ProgressEcho', 'section_heading',
+           'find_kernel', 'run_experiment', 'NotebookError', 'exec_notebook']
 
 # %% ../nbs/06_cli.ipynb #3794f0c7
 class RunCommandError(Exception):
@@ -321,35 +320,6 @@ def find_kernel(name: str = "python3", # the Jupyter kernel's name
         raise RunCommandError(f"no Jupyter kernel named {name!r}: `make venv` installs one into .venv, or run `{sys.executable} "
                               f"-m ipykernel install --sys-prefix --name {name}`; `jupyter kernelspec list` shows the "
                               "installed kernels.") from e
-
-# %% ../nbs/06_cli.ipynb #ff6e1b9f
-KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS",
-                    "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES") # recorded where set
-
-def environment_record() -> dict:
-    "What decides a run's floats besides its settings: versions, PyTorch's CPU kernels, the GPUs, the variables that choose them."
-    import platform
-    import numpy as np
-    import torch
-    from . import __version__
-    return dict(time=time.strftime("%Y-%m-%d %H:%M:%S %Z"), misrep=__version__, python=platform.python_version(),
-                torch=torch.__version__, numpy=np.__version__, machine=platform.machine(), cpus=os.cpu_count(),
-                cpu_capability=torch.backends.cpu.get_cpu_capability(),
-                cuda=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else [],
-                variables={k: os.environ[k] for k in KERNEL_VARIABLES if k in os.environ})
-
-def record_environment(run_dir: str | os.PathLike, # the run folder
-                       state: str, # "new run" or what is resumed
-                      ) -> dict:
-    "Append this start's `environment_record` (and `state`) to `run_dir/environment.json`, a list of entries; the entry."
-    from .core import atomic_write
-    f = Path(run_dir) / "environment.json"
-    try: entries = json.loads(f.read_text()) if f.is_file() else []
-    except json.JSONDecodeError: entries = [] # an unreadable record is replaced, never the run
-    if not isinstance(entries, list): entries = [entries]
-    entry = dict(state=state, **environment_record())
-    atomic_write(f, lambda w: w.write(json.dumps(entries + [entry], indent=2).encode()))
-    return entry
 
 # %% ../nbs/06_cli.ipynb #6629bbc1
 def _clock(seconds: float) -> str: return time.strftime("%H:%M:%S", time.gmtime(seconds))

@@ -22,9 +22,10 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'cache_dir', 'data_root', 'DataNotFoundError', 'atomic_write', 'save_checkpoint',
-           'load_checkpoint', 'rng_state', 'set_rng_state', 'RunDir', 'RunConfig', 'resolve_run_config', 'config_diff',
-           'resume_diff', 'open_run', 'check_data', 'progress']
+__all__ = ['KERNEL_VARIABLES', 'get_device', 'seed_everything', 'cache_dir', 'data_root', 'DataNotFoundError', 'atomic_write',
+           'save_checkpoint', 'load_checkpoint', 'rng_state', 'set_rng_state', 'RunDir', 'RunConfig',
+           'resolve_run_config', 'config_diff', 'resume_diff', 'open_run', 'check_data', 'environment_record',
+           'record_environment', 'progress']
 
 # %% ../nbs/00_core.ipynb #f5fb1817
 def get_device(device: str | torch.device = "auto", # "auto", "cpu", "cuda" or "cuda:N"
@@ -404,6 +405,32 @@ def check_data(run: RunDir, # the run folder (from `open_run`)
     tmp = f.with_name(f.name + ".tmp")
     tmp.write_text(json.dumps(ident, indent=2, sort_keys=True)); os.replace(tmp, f)   # never a half-written data.json
     return ident
+
+# %% ../nbs/00_core.ipynb #0000d138
+KERNEL_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OMP_NUM_THREADS",
+                    "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG", "CUDA_VISIBLE_DEVICES") # recorded where set
+
+def environment_record() -> dict:
+    "What decides a run's floats besides its settings: versions, PyTorch's CPU kernels, the GPUs, the variables that choose them."
+    import platform, time
+    from . import __version__
+    return dict(time=time.strftime("%Y-%m-%d %H:%M:%S %Z"), misrep=__version__, python=platform.python_version(),
+                torch=torch.__version__, numpy=np.__version__, machine=platform.machine(), cpus=os.cpu_count(),
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                cuda=[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else [],
+                variables={k: os.environ[k] for k in KERNEL_VARIABLES if k in os.environ})
+
+def record_environment(run_dir: str | os.PathLike, # the run folder
+                       state: str, # "new run" or what is resumed
+                      ) -> dict:
+    "Append this start's `environment_record` (and `state`) to `run_dir/environment.json`, a list of entries; the entry."
+    f = Path(run_dir) / "environment.json"
+    try: entries = json.loads(f.read_text()) if f.is_file() else []
+    except json.JSONDecodeError: entries = [] # an unreadable record is replaced, never the run
+    if not isinstance(entries, list): entries = [entries]
+    entry = dict(state=state, **environment_record())
+    atomic_write(f, lambda w: w.write(json.dumps(entries + [entry], indent=2).encode()))
+    return entry
 
 # %% ../nbs/00_core.ipynb #9d41b6e2
 import io

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import DataNotFoundError, RunDir, progress
+from .core import DataNotFoundError, RunDir, progress, record_environment
 from .evaluation import to_float
 from .shapes3d import (DEFAULT_SUPERSAMPLE, FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, N_GEOMETRIES, N_IMAGES, SHAPE_NAMES,
                              RENDERER_VERSION, SHARED_FACTORS, SceneParams, build_shapes3d, check_shapes3d_file, grid_classes, group_keys,
@@ -540,6 +540,7 @@ def shapes3d_fidelity(reference_dir, # folder with 3dshapes.gif, nb0.png, nb1.pn
     config = dict(reference_dir=str(reference_dir), supersample=supersample, classifier_steps=classifier_steps, n_train=n_train,
                   n_test=n_test, seed=seed, n_seeds=n_seeds, scene_params=dataclasses.asdict(p), renderer_version=RENDERER_VERSION)
     run = RunDir(out_dir, config) if out_dir is not None else None
+    if run is not None: record_environment(run.path, "fidelity run") # the kernels decide the classifiers' floats
     gif = refs["source"] == "gif"
     mine = render_shapes3d(torch.from_numpy(refs["labels"]), supersample, params=p).numpy()
     out = dict(fidelity=fidelity_table(refs["images"][gif], mine[gif]))
